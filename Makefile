@@ -1,0 +1,57 @@
+# Two commands for a fresh machine: `make lab` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: lab test unit notebooks lint format upgrade clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): requirements.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+# Unit tests and every notebook under nbval (stored outputs compared), on 2 workers.
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
+		--nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
+		tests notebooks
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
+
+# Re-execute every notebook in place: refreshes the stored outputs that nbval compares.
+notebooks: $(STAMP)
+	$(BIN)/python -m lessons.toolkit.notebooks execute notebooks/*.ipynb
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Re-resolve requirements.in to the newest releases in a scratch venv, write the lock, run the suite.
+upgrade:
+	rm -rf .venv-upgrade
+	$(PYTHON) -m venv .venv-upgrade
+	.venv-upgrade/bin/python -m pip install --quiet --upgrade pip
+	.venv-upgrade/bin/python -m pip install --quiet -r requirements.in
+	{ echo "# The lock: exact versions the whole suite last passed with."; \
+	  echo "# Regenerate with \`make upgrade\` (re-resolves requirements.in to the newest releases and runs the suite)."; \
+	  .venv-upgrade/bin/python -m pip freeze --exclude-editable | grep -v '^streaming-llm-responses'; \
+	  echo "-e ."; } > requirements.txt
+	rm -rf .venv-upgrade
+	$(MAKE) test
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Lesson apps of the Streaming LLM Responses workbook, plus its support packages."""

@@ -1,0 +1,1 @@
+"""Exercise solutions: each written once; the learner's stub in the notebook is generated from it."""
