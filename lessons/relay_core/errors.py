@@ -1,0 +1,180 @@
+"""The error contract: a provider failure becomes a safe HTTP error or one terminal event.
+
+Before the provider's stream has started, the route can still choose its status, so a failure
+becomes an HTTP error with a JSON body. After the first byte, the status is sent and cannot
+change, so a failure becomes one terminal error event in the route's own shape. Either way the
+client gets a fixed message per code and a request id; the details (exception text, provider
+bodies and ids) go only to the server log under that request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+import anthropic
+import httpx
+import httpx2
+import openai
+from fastapi.responses import JSONResponse
+
+logger = logging.getLogger("lessons.relay")
+
+
+class ErrorCode(StrEnum):
+    RATE_LIMITED = "rate_limited"
+    PROVIDER_OVERLOADED = "provider_overloaded"
+    PROVIDER_ERROR = "provider_error"
+    PROVIDER_AUTH = "provider_auth_failed"
+    PROVIDER_REJECTED = "provider_rejected_request"
+    PROVIDER_UNREACHABLE = "provider_unreachable"
+    PROVIDER_TIMEOUT = "provider_timeout"
+    STREAM_INTERRUPTED = "stream_interrupted"
+    INTERNAL = "internal_error"
+
+
+# The only texts a client ever sees. Fixed per code, so nothing internal can leak through them.
+MESSAGES: dict[ErrorCode, str] = {
+    ErrorCode.RATE_LIMITED: "The model provider is rate limiting requests. Try again later.",
+    ErrorCode.PROVIDER_OVERLOADED: "The model provider is overloaded. Try again shortly.",
+    ErrorCode.PROVIDER_ERROR: "The model provider failed to produce a reply.",
+    ErrorCode.PROVIDER_AUTH: "The server could not authenticate with the model provider.",
+    ErrorCode.PROVIDER_REJECTED: "The model provider rejected the request.",
+    ErrorCode.PROVIDER_UNREACHABLE: "The model provider could not be reached.",
+    ErrorCode.PROVIDER_TIMEOUT: "The model provider did not answer in time.",
+    ErrorCode.STREAM_INTERRUPTED: "The connection to the model provider was lost mid-reply.",
+    ErrorCode.INTERNAL: "The server failed while streaming the reply.",
+}
+
+# HTTP status for failures known before the stream starts. 401/403 from the provider mean the
+# *server's* key is wrong, which is not the client's fault: a gateway error, not a 401.
+STATUSES: dict[ErrorCode, int] = {
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.PROVIDER_OVERLOADED: 503,
+    ErrorCode.PROVIDER_ERROR: 502,
+    ErrorCode.PROVIDER_AUTH: 502,
+    ErrorCode.PROVIDER_REJECTED: 502,
+    ErrorCode.PROVIDER_UNREACHABLE: 503,
+    ErrorCode.PROVIDER_TIMEOUT: 504,
+    ErrorCode.STREAM_INTERRUPTED: 502,
+    ErrorCode.INTERNAL: 500,
+}
+
+_STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
+_TIMEOUTS = (
+    openai.APITimeoutError,
+    anthropic.APITimeoutError,
+    TimeoutError,
+    httpx.TimeoutException,
+)
+_CONNECTION_ERRORS = (
+    openai.APIConnectionError,
+    anthropic.APIConnectionError,
+    httpx.TransportError,
+    httpx2.TransportError,
+    ConnectionError,
+)
+
+
+@dataclass(frozen=True)
+class RelayError:
+    """What the client is told about a failure: a code, its fixed message, and its status."""
+
+    code: ErrorCode
+    request_id: str
+    retry_after: str | None = None
+
+    @property
+    def message(self) -> str:
+        return MESSAGES[self.code]
+
+    @property
+    def status(self) -> int:
+        return STATUSES[self.code]
+
+    def body(self) -> dict[str, dict[str, str]]:
+        return {
+            "error": {"code": self.code, "message": self.message, "request_id": self.request_id}
+        }
+
+
+def new_request_id() -> str:
+    return f"req_{uuid.uuid4().hex}"
+
+
+def _provider_error_type(exc: BaseException) -> str | None:
+    """The provider's own error type, e.g. "overloaded_error", from either SDK's body."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            kind = inner.get("type") or inner.get("code")
+            return str(kind) if kind else None
+    return None
+
+
+def _log(exc: BaseException, error: RelayError, when: str) -> None:
+    logger.warning(
+        "provider failure %s stream: code=%s request_id=%s provider_detail=%r",
+        when,
+        error.code,
+        error.request_id,
+        exc,
+        exc_info=exc if error.code is ErrorCode.INTERNAL else None,
+    )
+
+
+def classify_before_stream(exc: BaseException, request_id: str) -> RelayError:
+    """Map a failure of the call that opens the provider's stream to the HTTP error contract."""
+    retry_after: str | None = None
+    if isinstance(exc, _TIMEOUTS):
+        code = ErrorCode.PROVIDER_TIMEOUT
+    elif isinstance(exc, _CONNECTION_ERRORS):
+        code = ErrorCode.PROVIDER_UNREACHABLE
+    elif isinstance(exc, _STATUS_ERRORS):
+        status = exc.status_code
+        if status == 429:
+            code = ErrorCode.RATE_LIMITED
+            retry_after = exc.response.headers.get("retry-after")
+        elif status in (401, 403):
+            code = ErrorCode.PROVIDER_AUTH
+        elif status in (503, 529) or _provider_error_type(exc) == "overloaded_error":
+            code = ErrorCode.PROVIDER_OVERLOADED
+        elif status >= 500:
+            code = ErrorCode.PROVIDER_ERROR
+        else:
+            code = ErrorCode.PROVIDER_REJECTED
+    else:
+        code = ErrorCode.INTERNAL
+    error = RelayError(code, request_id, retry_after)
+    _log(exc, error, "before")
+    return error
+
+
+def classify_during_stream(exc: BaseException, request_id: str) -> RelayError:
+    """Map a failure after the first byte to the code of the one terminal error event."""
+    if isinstance(exc, _TIMEOUTS):
+        code = ErrorCode.PROVIDER_TIMEOUT
+    elif isinstance(exc, _CONNECTION_ERRORS):
+        code = ErrorCode.STREAM_INTERRUPTED
+    elif _provider_error_type(exc) == "overloaded_error":
+        code = ErrorCode.PROVIDER_OVERLOADED
+    elif _provider_error_type(exc) in {"rate_limit_error", "rate_limit_exceeded"}:
+        code = ErrorCode.RATE_LIMITED
+    elif isinstance(exc, (openai.APIError, anthropic.APIError)):
+        code = ErrorCode.PROVIDER_ERROR
+    else:
+        code = ErrorCode.INTERNAL
+    error = RelayError(code, request_id)
+    _log(exc, error, "during")
+    return error
+
+
+def error_response(error: RelayError) -> JSONResponse:
+    """The HTTP answer for a failure before the stream: status, JSON body, no stream."""
+    headers = {"X-Request-ID": error.request_id}
+    if error.retry_after is not None:
+        headers["Retry-After"] = error.retry_after
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
