@@ -46,6 +46,7 @@ class BackgroundServer:
         }
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._startup_error: BaseException | None = None
         self.port: int | None = None
 
     @property
@@ -65,7 +66,10 @@ class BackgroundServer:
             self.app, host=self.host, port=self._requested_port, **self._uvicorn_options
         )
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="background-uvicorn", daemon=True)
+        self._startup_error = None
+        thread = threading.Thread(
+            target=self._run, args=(server,), name="background-uvicorn", daemon=True
+        )
         thread.start()
         deadline = time.monotonic() + self._startup_timeout
         while not server.started:
@@ -73,7 +77,7 @@ class BackgroundServer:
                 raise RuntimeError(
                     "the background server stopped during startup (is the port in use, or did "
                     "the app's lifespan fail?); see the log above"
-                )
+                ) from self._startup_error
             if time.monotonic() > deadline:
                 server.should_exit = True
                 thread.join(timeout=5)
@@ -82,6 +86,14 @@ class BackgroundServer:
         self._server, self._thread = server, thread
         self.port = server.servers[0].sockets[0].getsockname()[1]
         return self
+
+    def _run(self, server: uvicorn.Server) -> None:
+        # uvicorn ends a failed startup with sys.exit(); in a thread that would surface as an
+        # unhandled-thread warning far from its cause. Keep it and report it from start().
+        try:
+            server.run()
+        except SystemExit as exc:
+            self._startup_error = exc
 
     def stop(self, timeout: float = 10.0) -> None:
         server, thread = self._server, self._thread

@@ -1,1 +1,1 @@
-"""Checkers for the notebooks' exercises, one module per notebook; each raises NotYet with a reason."""
+"""Checkers for the notebooks' exercises, one module per notebook; each raises NotYet."""

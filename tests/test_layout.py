@@ -1,0 +1,97 @@
+"""The promises of the layout: lesson apps import nothing from the toolkit or the mock, importing
+any module under lessons/ has no side effects and needs no key, pitfalls say what is wrong."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = ROOT / "lessons"
+SUPPORT = {"toolkit", "mock_providers"}
+FORBIDDEN_MODULE_NAMES = {"sse", "openai", "anthropic", "httpx", "langchain", "fastapi"}
+
+
+def lesson_app_files() -> list[Path]:
+    return sorted(
+        path
+        for path in LESSONS.rglob("*.py")
+        if path.relative_to(LESSONS).parts[0] not in SUPPORT and path.parent != LESSONS
+    )
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+@pytest.mark.parametrize("path", lesson_app_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_lesson_apps_do_not_import_support_code(path: Path) -> None:
+    bad = {
+        name
+        for name in imported_modules(path)
+        if name.startswith(("lessons.toolkit", "lessons.mock_providers"))
+    }
+    assert not bad, f"{path.name} imports {bad}: a reader could not copy it as it is"
+
+
+def test_no_module_shadows_a_library() -> None:
+    for path in list(LESSONS.rglob("*.py")) + list((ROOT / "solutions").rglob("*.py")):
+        assert path.stem not in FORBIDDEN_MODULE_NAMES, path
+        assert path.parent.name not in FORBIDDEN_MODULE_NAMES, path
+
+
+@pytest.mark.parametrize(
+    "path", sorted(LESSONS.rglob("*_pitfall.py")), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_pitfall_modules_say_what_is_wrong(path: Path) -> None:
+    docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    first_line = docstring.strip().splitlines()[0] if docstring.strip() else ""
+    assert first_line, f"{path.name}: the docstring's first line must say what is wrong"
+    assert any(
+        word in first_line.lower()
+        for word in ("wrong", "pitfall", "bug", "blocks", "never", "leak", "broken", "do not")
+    ), f"{path.name}: first docstring line should say what is wrong: {first_line!r}"
+
+
+def test_importing_every_lesson_module_needs_no_key_and_starts_nothing() -> None:
+    modules = [module_name(p) for p in sorted(LESSONS.rglob("*.py")) if p.name != "__main__.py"]
+    script = (
+        "import importlib, threading, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "extra = [t.name for t in threading.enumerate() if t is not threading.main_thread()]\n"
+        "assert not extra, f'threads started at import: {extra}'\n"
+        "print('ok', len(sys.argv))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_lesson_modules_import_in_this_process() -> None:
+    for path in lesson_app_files():
+        if path.name != "__main__.py":
+            importlib.import_module(module_name(path))
