@@ -1,0 +1,1 @@
+"""Notebook 06's lesson apps: streaming through a reverse proxy and into a browser page."""

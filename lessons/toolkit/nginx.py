@@ -1,0 +1,331 @@
+"""Run a real nginx in front of a lesson app: free port, private prefix and temp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from lessons.toolkit.sse_parser import SSEComment, SSEDecoder
+from lessons.toolkit.timing import Arrivals
+
+# Debian installs the binary in /usr/sbin, which an ordinary user's PATH often lacks.
+_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
+
+UPSTREAM_NAME = "relay"
+
+
+def nginx_binary() -> str | None:
+    found = shutil.which("nginx")
+    if found:
+        return found
+    return next((path for path in _CANDIDATES if os.access(path, os.X_OK)), None)
+
+
+def nginx_available() -> bool:
+    """True when an nginx binary exists and runs (`nginx -v`)."""
+    binary = nginx_binary()
+    if binary is None:
+        return False
+    try:
+        return subprocess.run([binary, "-v"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def location_block(
+    *,
+    path: str = "/",
+    buffering: bool = True,
+    http_version: str = "1.0",
+    read_timeout: str = "60s",
+    gzip: bool = False,
+    extra: str = "",
+) -> str:
+    """A `location` block proxying to the upstream named `relay`; arguments map to directives.
+
+    The defaults are nginx's own defaults (buffering on, HTTP/1.0 to the upstream, 60 s read
+    timeout, gzip off), written out so that each measurement changes one thing.
+    """
+    lines = [
+        f"location {path} {{",
+        f"    proxy_pass http://{UPSTREAM_NAME};",
+        f"    proxy_http_version {http_version};",
+        f"    proxy_buffering {'on' if buffering else 'off'};",
+        f"    proxy_read_timeout {read_timeout};",
+    ]
+    if http_version == "1.1":
+        # Without this nginx sends `Connection: close` upstream and keep-alive never happens.
+        lines.append('    proxy_set_header Connection "";')
+    if gzip:
+        lines += ["    gzip on;", "    gzip_types text/event-stream;", "    gzip_min_length 0;"]
+    lines += [f"    {line.strip()}" for line in extra.splitlines() if line.strip()]
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def render_config(workdir: Path, *, port: int, upstream: str, locations: str) -> str:
+    """A complete nginx.conf whose every path (pid, logs, temp dirs) lives under `workdir`."""
+    parts = urlsplit(upstream)
+    if parts.scheme != "http" or not parts.hostname or not parts.port:
+        raise ValueError("upstream must look like http://127.0.0.1:PORT")
+    # As root, nginx's workers switch to `nobody`, who cannot use our private temp dir; as an
+    # ordinary user the `user` directive is ignored with a warning, so it is only set for root.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    w = workdir
+    return f"""{user}daemon off;
+worker_processes 1;
+pid {w}/nginx.pid;
+error_log {w}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log {w}/access.log;
+    client_body_temp_path {w}/client_body;
+    proxy_temp_path {w}/proxy;
+    fastcgi_temp_path {w}/fastcgi;
+    uwsgi_temp_path {w}/uwsgi;
+    scgi_temp_path {w}/scgi;
+    upstream {UPSTREAM_NAME} {{
+        server {parts.hostname}:{parts.port};
+        keepalive 8;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+{_indent(locations, 8)}
+    }}
+}}
+"""
+
+
+def _indent(text: str, spaces: int) -> str:
+    return "\n".join((" " * spaces + line) if line.strip() else line for line in text.splitlines())
+
+
+@dataclass
+class NginxServer:
+    """A running nginx: `.url` is where clients connect; `.config` is the file it runs."""
+
+    url: str
+    config: str
+    workdir: Path
+    process: subprocess.Popen[bytes]
+
+    def error_log(self) -> str:
+        path = self.workdir / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def check_config(locations: str) -> str | None:
+    """Run `nginx -t` on a config holding `locations`; None when valid, else nginx's message."""
+    binary = nginx_binary()
+    if binary is None:
+        raise RuntimeError("nginx is not installed")
+    with tempfile.TemporaryDirectory(prefix="nginx-check-") as tmp:
+        workdir = Path(tmp)
+        conf = workdir / "nginx.conf"
+        conf.write_text(
+            render_config(
+                workdir, port=_free_port(), upstream="http://127.0.0.1:9", locations=locations
+            )
+        )
+        result = subprocess.run(
+            [
+                binary,
+                "-t",
+                "-q",
+                "-p",
+                str(workdir),
+                "-e",
+                str(workdir / "error.log"),
+                "-c",
+                str(conf),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        if result.returncode == 0:
+            return None
+        # Strip this machine's temp path from the message: a learner sees only the directive.
+        return (result.stderr.strip() or "nginx -t failed").replace(str(workdir), "<tmp>")
+
+
+def _wait_until_listening(process: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    # SIGTERM is nginx's fast shutdown: open streams are closed, not waited for (SIGQUIT would
+    # wait for every long-lived stream to finish).
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+@contextmanager
+def run_nginx(
+    upstream: str, locations: str | None = None, *, startup_timeout: float = 10.0
+) -> Iterator[NginxServer]:
+    """Start nginx in front of `upstream` (a base URL) with `locations`; stop it on exit.
+
+    nginx runs in the foreground (`daemon off`) as our child process, with its prefix, pid file,
+    logs and every temp path in a private temporary directory, so it needs no root and touches
+    nothing in /etc or /var. Works as root (CI) and as an ordinary user.
+    """
+    binary = nginx_binary()
+    if binary is None:
+        raise RuntimeError("nginx is not installed (Debian/Ubuntu: apt-get install nginx-light)")
+    locations = location_block() if locations is None else locations
+    workdir = Path(tempfile.mkdtemp(prefix="nginx-lesson-"))
+    try:
+        last_error = ""
+        for _attempt in range(5):
+            # The free port can be taken between our probe and nginx's bind: retry on a new one.
+            port = _free_port()
+            config = render_config(workdir, port=port, upstream=upstream, locations=locations)
+            conf = workdir / "nginx.conf"
+            conf.write_text(config)
+            process = subprocess.Popen(
+                [binary, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            if _wait_until_listening(process, port, startup_timeout):
+                server = NginxServer(f"http://127.0.0.1:{port}", config, workdir, process)
+                try:
+                    yield server
+                finally:
+                    _stop(process)
+                    if process.stderr is not None:
+                        process.stderr.close()
+                return
+            _stop(process)
+            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            if process.stderr is not None:
+                process.stderr.close()
+            log = (
+                (workdir / "error.log").read_text(errors="replace")
+                if (workdir / "error.log").exists()
+                else ""
+            )
+            last_error = (stderr + log).strip()
+            if "Address already in use" not in last_error:
+                break
+        raise RuntimeError(f"nginx did not start: {last_error.replace(str(workdir), '<tmp>')}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class TimedStream:
+    """One streamed reply as a client saw it: when each token came, and how the stream ended."""
+
+    arrivals: Arrivals
+    token_times: list[float]  # time.monotonic() of each token, comparable with the mock's times
+    events: list[dict[str, Any]]
+    headers: dict[str, str]
+    status: int
+    comments: int = 0
+    transport_error: str | None = None  # e.g. "RemoteProtocolError" when a proxy cut the stream
+
+    @property
+    def text(self) -> str:
+        return self.arrivals.text
+
+    @property
+    def terminal(self) -> dict[str, Any] | None:
+        last = self.events[-1] if self.events else None
+        return last if last is not None and last.get("done") else None
+
+
+def timed_stream(
+    url: str,
+    body: dict[str, Any],
+    *,
+    label: str,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> TimedStream:
+    """POST `body` and read the `/chat/stream`-shaped reply, timing every token on arrival."""
+    arrivals = Arrivals(label)
+    token_times: list[float] = []
+    events: list[dict[str, Any]] = []
+    decoder = SSEDecoder(include_comments=True)
+    comments = 0
+    error: str | None = None
+    with (
+        httpx.Client(timeout=timeout) as client,
+        client.stream("POST", url, json=body, headers=headers or {}) as response,
+    ):
+        try:
+            for chunk in response.iter_bytes():
+                now = time.monotonic()
+                for item in decoder.feed(chunk):
+                    if isinstance(item, SSEComment):
+                        comments += 1
+                        continue
+                    data = json.loads(item.data)
+                    events.append(data)
+                    if data.get("token"):
+                        arrivals.mark(data["token"])
+                        token_times.append(now)
+        except httpx.TransportError as exc:
+            error = type(exc).__name__
+        arrivals.finish()
+        return TimedStream(
+            arrivals,
+            token_times,
+            events,
+            dict(response.headers),
+            response.status_code,
+            comments,
+            error,
+        )
+
+
+__all__ = [
+    "UPSTREAM_NAME",
+    "NginxServer",
+    "TimedStream",
+    "check_config",
+    "location_block",
+    "nginx_available",
+    "nginx_binary",
+    "render_config",
+    "run_nginx",
+    "timed_stream",
+]
