@@ -1,0 +1,264 @@
+"""The mock's raw ASGI app: routing, paced streaming, fault injection and disconnect detection."""
+
+import asyncio
+import logging
+import time
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any
+
+from lessons.mock_providers.anthropic_messages import Messages
+from lessons.mock_providers.faults import Fault
+from lessons.mock_providers.openai_chat import ChatCompletions
+from lessons.mock_providers.openai_responses import Responses
+from lessons.mock_providers.wire import Dialect, ErrorResponse, StreamEvent
+
+if TYPE_CHECKING:
+    from lessons.mock_providers.control import Admission, MockProviders
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+ROUTES: dict[str, Dialect] = {
+    "/v1/chat/completions": ChatCompletions(),
+    "/v1/responses": Responses(),
+    "/v1/messages": Messages(),
+}
+
+# At zero delay events are batched into one send of about this size: one write per event
+# would make the server, not the lesson's relay, the bottleneck.
+_FLUSH_BYTES = 16_384
+
+
+class DropConnection(Exception):
+    """Raised after a partial response so that the server cuts the connection, as a drop fault."""
+
+
+class _HideDrops(logging.Filter):
+    """Keeps uvicorn from logging a scripted drop as an application error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], DropConnection))
+
+
+def _hide_drops_from_server_log() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(existing, _HideDrops) for existing in logger.filters):
+        logger.addFilter(_HideDrops())
+
+
+class MockApp:
+    """The ASGI application behind `MockProviders.app`."""
+
+    def __init__(self, mock: "MockProviders") -> None:
+        self._mock = mock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.monotonic()
+        raw_body = await _read_body(receive)
+        path = scope["path"].rstrip("/")
+        dialect = ROUTES.get(path)
+        if dialect is None or scope["method"] != "POST":
+            # Anthropic clients get Anthropic's 404 shape, everything else OpenAI's.
+            shape = (
+                ROUTES["/v1/messages"]
+                if path.startswith("/v1/messages")
+                else ROUTES["/v1/chat/completions"]
+            )
+            request_id = shape.request_id(self._mock._ids())
+            await _send_whole(send, shape.not_found(scope["method"], scope["path"], request_id))
+            return
+        admission = self._mock._admit(dialect, raw_body, scope["headers"], started)
+        if admission.response is not None:
+            await _send_whole(send, admission.response)
+            return
+        await self._serve(admission, receive, send)
+
+    async def _serve(self, admission: "Admission", receive: Receive, send: Send) -> None:
+        """Answer while watching for the client leaving; stop generating as soon as it does."""
+        assert admission.ctx is not None
+        answer = self._stream if admission.ctx.conversation.stream else self._whole
+        work = asyncio.ensure_future(answer(admission, send))
+        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        try:
+            done, _ = await asyncio.wait((work, watcher), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The server is cancelling this request: leave no task behind.
+            work.cancel()
+            watcher.cancel()
+            raise
+        watcher.cancel()
+        if work in done:
+            # Re-raises DropConnection, which makes the server cut the connection.
+            work.result()
+            return
+        gone_at = time.monotonic()
+        work.cancel()
+        with suppress(asyncio.CancelledError):
+            await work
+        self._mock._finish(admission.record, "client_disconnected", gone_at, disconnected=True)
+
+    async def _stream(self, admission: "Admission", send: Send) -> None:
+        mock, record, fault = self._mock, admission.record, admission.fault
+        ctx, dialect = admission.ctx, admission.dialect
+        assert ctx is not None
+        events = dialect.stream_events(ctx)
+        strike_at = _strike_position(events, fault)
+        # Token n is due at a fixed offset from the request's arrival, so the pace cannot drift;
+        # a stall pushes the whole remaining schedule back.
+        schedule_start = record.started_at + admission.ttft
+        if fault is not None and fault.kind == "stall" and fault.before_headers:
+            await asyncio.sleep(fault.seconds)
+            schedule_start += fault.seconds
+            strike_at = None
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": dialect.success_headers(ctx, stream=True),
+            }
+        )
+        buffer = bytearray()
+        pending = 0
+        sent = 0
+
+        async def flush(more_body: bool = True) -> None:
+            nonlocal buffer, pending, sent
+            await send(
+                {"type": "http.response.body", "body": bytes(buffer), "more_body": more_body}
+            )
+            if pending:
+                mock._progress(record, pending, time.monotonic())
+                sent += pending
+            buffer = bytearray()
+            pending = 0
+
+        for index in range(len(events) + 1):
+            if index == strike_at:
+                assert fault is not None
+                if fault.kind == "error_event":
+                    buffer += dialect.stream_error(ctx, fault.error, index)
+                    await flush(more_body=False)
+                    mock._finish(record, "fault", time.monotonic())
+                    return
+                await flush()
+                if fault.kind == "drop":
+                    mock._finish(record, "fault", time.monotonic())
+                    _hide_drops_from_server_log()
+                    raise DropConnection(fault.describe())
+                await asyncio.sleep(fault.seconds)
+                schedule_start += fault.seconds
+            if index == len(events):
+                break
+            data, tokens = events[index]
+            if tokens:
+                delay = schedule_start + (sent + pending) * admission.interval - time.monotonic()
+                if delay > 0:
+                    await flush()
+                    await asyncio.sleep(delay)
+                elif len(buffer) >= _FLUSH_BYTES:
+                    await flush()
+                    # Let the disconnect watcher and other streams run between batches.
+                    await asyncio.sleep(0)
+            buffer += data
+            pending += tokens
+        await flush(more_body=False)
+        mock._finish(record, "completed", time.monotonic())
+
+    async def _whole(self, admission: "Admission", send: Send) -> None:
+        """A non-streaming answer: it arrives all at once, when the last token would have."""
+        mock, record, fault = self._mock, admission.record, admission.fault
+        ctx, dialect = admission.ctx, admission.dialect
+        assert ctx is not None
+        ready_at = record.started_at + admission.ttft
+        ready_at += max(record.tokens_planned - 1, 0) * admission.interval
+        if fault is not None and fault.kind == "stall":
+            ready_at += fault.seconds
+        await asyncio.sleep(max(ready_at - time.monotonic(), 0))
+        if fault is not None and fault.kind == "error_event":
+            status = dialect.overload_status(fault.error)
+            error = dialect.http_error(
+                status,
+                ctx.request_id,
+                model=ctx.conversation.model,
+                api_key=ctx.api_key,
+                retry_after=None,
+                should_retry=False,
+            )
+            await _send_whole(send, error)
+            mock._finish(record, "fault", time.monotonic(), status=status)
+            return
+        body = dialect.body(ctx)
+        headers = dialect.success_headers(ctx, stream=False)
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if fault is not None and fault.kind == "drop":
+            await send(
+                {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+            )
+            mock._finish(record, "fault", time.monotonic())
+            _hide_drops_from_server_log()
+            raise DropConnection(fault.describe())
+        await send({"type": "http.response.body", "body": body})
+        now = time.monotonic()
+        mock._progress(record, record.tokens_planned, now)
+        mock._finish(record, "completed", now)
+
+
+def _strike_position(events: list[StreamEvent], fault: Fault | None) -> int | None:
+    """Index of the event before which a mid-stream fault strikes, or None for no such fault.
+
+    That is where token number `after_tokens` (counting from 0) would go; a reply with fewer
+    tokens meets the fault right after its last token, so a scripted fault always fires.
+    """
+    if fault is None or fault.kind == "http_error":
+        return None
+    tokens_seen = 0
+    after_last_token = 0
+    for index, (_, tokens) in enumerate(events):
+        if tokens:
+            if tokens_seen == fault.after_tokens:
+                return index
+            tokens_seen += tokens
+            after_last_token = index + 1
+    return after_last_token
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    # Once the body is read, the server's next message is http.disconnect, sent the moment
+    # the connection is lost (or the response is complete, which the caller tells apart).
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send_whole(send: Send, response: ErrorResponse) -> None:
+    headers = [*response.headers, (b"content-length", str(len(response.body)).encode())]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,267 @@
+"""The OpenAI Responses dialect: `POST /v1/responses`, streaming and not."""
+
+from typing import Any
+
+from lessons.mock_providers.conversation import BadRequest, Conversation, content_text
+from lessons.mock_providers.openai_common import (
+    OpenAIDialectBase,
+    function_tools,
+    optional_int,
+    require_model,
+    stream_error_payload,
+    tool_choice,
+)
+from lessons.mock_providers.wire import ErrorKind, ReplyContext, StreamEvent, dumps
+
+# The real API refuses smaller output budgets.
+_MIN_OUTPUT_TOKENS = 16
+
+
+class Responses(OpenAIDialectBase):
+    endpoint = "responses"
+
+    def parse(self, body: dict[str, Any]) -> Conversation:
+        model = require_model(body)
+        items = _input_items(body)
+        instructions = body.get("instructions")
+        texts = [instructions] if isinstance(instructions, str) else []
+        texts.extend(_item_text(item) for item in items)
+        user_texts = [_item_text(item) for item in items if item.get("role") == "user"]
+        last = items[-1]
+        tool_result = None
+        if last.get("type") == "function_call_output":
+            tool_result = content_text(last.get("output"))
+        return Conversation(
+            provider=self.provider,
+            model=model,
+            stream=body.get("stream") is True,
+            message_texts=texts,
+            prompt=user_texts[-1] if user_texts else "",
+            max_tokens=optional_int(body, "max_output_tokens", _MIN_OUTPUT_TOKENS),
+            tools=function_tools(body.get("tools"), nested=False),
+            tool_choice=tool_choice(body.get("tool_choice", "auto")),
+            tool_result=tool_result,
+        )
+
+    def observed(self, body: dict[str, Any]) -> tuple[Any, Any]:
+        return body.get("input"), body.get("instructions")
+
+    def stream_events(self, ctx: ReplyContext) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+
+        def emit(payload: dict[str, Any], tokens: int = 0) -> None:
+            # sequence_number counts every event from 0, so it is the event's position.
+            payload["sequence_number"] = len(events)
+            events.append((_event(payload), tokens))
+
+        emit({"type": "response.created", "response": _response(ctx, "in_progress", [])})
+        emit({"type": "response.in_progress", "response": _response(ctx, "in_progress", [])})
+        output = _output_items(ctx)
+        for output_index, item in enumerate(output):
+            if item["type"] == "message":
+                _emit_message(ctx, emit, item, output_index)
+            else:
+                _emit_function_call(ctx, emit, item, output_index)
+        status = "incomplete" if ctx.reply.truncated else "completed"
+        emit(
+            {
+                "type": f"response.{status}",
+                "response": _response(ctx, status, output, usage=_usage(ctx)),
+            }
+        )
+        return events
+
+    def stream_error(self, ctx: ReplyContext, kind: ErrorKind, events_sent: int) -> bytes:
+        # Production sends the error nested (which makes the SDK raise openai.APIError), then a
+        # response.failed that the SDK never reaches.
+        error = stream_error_payload(kind)
+        error["code"] = error["type"]
+        failed = _response(ctx, "failed", [])
+        failed["error"] = {"code": error["code"], "message": error["message"]}
+        return _event({"type": "error", "sequence_number": events_sent, "error": error}) + _event(
+            {"type": "response.failed", "response": failed, "sequence_number": events_sent + 1}
+        )
+
+    def body(self, ctx: ReplyContext) -> bytes:
+        status = "incomplete" if ctx.reply.truncated else "completed"
+        return dumps(_response(ctx, status, _output_items(ctx), usage=_usage(ctx))).encode()
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return f"event: {payload['type']}\ndata: {dumps(payload)}\n\n".encode()
+
+
+def _input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
+    value = body.get("input")
+    if value is None:
+        raise BadRequest(
+            "Missing required parameter: 'input'.",
+            param="input",
+            code="missing_required_parameter",
+        )
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if not isinstance(value, list):
+        raise BadRequest(
+            "Invalid type for 'input': expected one of a string or an array of input items.",
+            param="input",
+            code="invalid_type",
+        )
+    if not value:
+        raise BadRequest(
+            "Invalid 'input': empty array. Expected an array with minimum length 1, but got an "
+            "empty array instead.",
+            param="input",
+            code="empty_array",
+        )
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise BadRequest(
+                f"Invalid type for 'input[{index}]': expected an input item object.",
+                param=f"input[{index}]",
+                code="invalid_type",
+            )
+    return value
+
+
+def _item_text(item: dict[str, Any]) -> str:
+    if item.get("type") == "function_call_output":
+        return content_text(item.get("output"))
+    if item.get("type") == "function_call":
+        return str(item.get("arguments", ""))
+    return content_text(item.get("content"))
+
+
+def _message_id(ctx: ReplyContext) -> str:
+    return ctx.ids.hex("msg_", 50)
+
+
+def _output_items(ctx: ReplyContext) -> list[dict[str, Any]]:
+    """The response's final output: a message (when there is text) and a function call."""
+    reply = ctx.reply
+    item_status = "incomplete" if reply.truncated else "completed"
+    items: list[dict[str, Any]] = []
+    if reply.text or reply.tool_call is None:
+        items.append(
+            {
+                "id": _message_id(ctx),
+                "type": "message",
+                "status": item_status,
+                "content": [_text_part(reply.full_text)],
+                "role": "assistant",
+            }
+        )
+    if reply.tool_call is not None:
+        items.append(
+            {
+                "id": ctx.ids.hex("fc_", 50),
+                "type": "function_call",
+                "status": item_status,
+                "arguments": reply.tool_call.arguments,
+                "call_id": ctx.ids.make("call_", 24),
+                "name": reply.tool_call.name,
+            }
+        )
+    return items
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+
+
+def _emit_message(ctx: ReplyContext, emit: Any, item: dict[str, Any], output_index: int) -> None:
+    item_id = item["id"]
+    where = {"item_id": item_id, "output_index": output_index, "content_index": 0}
+    emit(
+        {
+            "type": "response.output_item.added",
+            "item": {**item, "status": "in_progress", "content": []},
+            "output_index": output_index,
+        }
+    )
+    emit({"type": "response.content_part.added", **where, "part": _text_part("")})
+    for piece in ctx.reply.text:
+        emit({"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}, 1)
+    text = ctx.reply.full_text
+    emit({"type": "response.output_text.done", **where, "text": text, "logprobs": []})
+    emit({"type": "response.content_part.done", **where, "part": _text_part(text)})
+    emit({"type": "response.output_item.done", "item": item, "output_index": output_index})
+
+
+def _emit_function_call(
+    ctx: ReplyContext, emit: Any, item: dict[str, Any], output_index: int
+) -> None:
+    assert ctx.reply.tool_call is not None
+    where = {"item_id": item["id"], "output_index": output_index}
+    emit(
+        {
+            "type": "response.output_item.added",
+            "item": {**item, "status": "in_progress", "arguments": ""},
+            "output_index": output_index,
+        }
+    )
+    for fragment in ctx.reply.tool_call.fragments:
+        emit({"type": "response.function_call_arguments.delta", **where, "delta": fragment}, 1)
+    emit(
+        {
+            "type": "response.function_call_arguments.done",
+            **where,
+            "name": item["name"],
+            "arguments": item["arguments"],
+        }
+    )
+    emit({"type": "response.output_item.done", "item": item, "output_index": output_index})
+
+
+def _response(
+    ctx: ReplyContext,
+    status: str,
+    output: list[dict[str, Any]],
+    usage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    body = ctx.body
+    finished = status in ("completed", "incomplete")
+    tools = body.get("tools")
+    return {
+        "id": ctx.ids.hex("resp_", 50),
+        "object": "response",
+        "created_at": ctx.created,
+        "status": status,
+        "background": False,
+        "completed_at": ctx.created if finished else None,
+        "error": None,
+        "incomplete_details": ({"reason": "max_output_tokens"} if status == "incomplete" else None),
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": None,
+        "model": ctx.conversation.model,
+        "output": output,
+        "parallel_tool_calls": True,
+        "previous_response_id": body.get("previous_response_id"),
+        "prompt_cache_key": None,
+        "reasoning": {"effort": None, "summary": None},
+        "safety_identifier": None,
+        "service_tier": "default" if finished else "auto",
+        "store": True,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": tools if isinstance(tools, list) else [],
+        "top_logprobs": 0,
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": usage,
+        "user": None,
+        "metadata": {},
+    }
+
+
+def _usage(ctx: ReplyContext) -> dict[str, Any]:
+    output_tokens = ctx.reply.output_tokens
+    return {
+        "input_tokens": ctx.input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": ctx.input_tokens + output_tokens,
+    }
