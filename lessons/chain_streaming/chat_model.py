@@ -1,0 +1,68 @@
+"""The ChatOpenAI a lesson app streams from: configured from the SDK's environment, one per loop."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import openai
+from fastapi import FastAPI
+from langchain_openai import ChatOpenAI
+
+DEFAULT_MODEL = "gpt-4o-mini"
+SYSTEM_PROMPT = "You are a helpful assistant."
+
+
+def model_name() -> str:
+    return os.environ.get("OPENAI_MODEL", DEFAULT_MODEL)
+
+
+def build_chat_model(**overrides: Any) -> ChatOpenAI:
+    """A ChatOpenAI for the event loop that calls this (call it in the app's lifespan).
+
+    The base URL and key come from OPENAI_BASE_URL and OPENAI_API_KEY, read by the openai SDK.
+    """
+    options: dict[str, Any] = {
+        "model": model_name(),
+        # With a custom base URL (a gateway, a proxy, the mock), langchain-openai stops asking
+        # for usage in streams; without this, usage_metadata is None on every chunk.
+        "stream_usage": True,
+        # The openai SDK's own default, written out: retries happen only while opening the
+        # stream (before our first byte), never mid-stream.
+        "max_retries": 2,
+        "max_tokens": 500,
+        "timeout": 60.0,
+        # Our own HTTP client: langchain-openai otherwise shares one cached AsyncClient across
+        # every ChatOpenAI in the process, whose connections belong to the first event loop
+        # that used them and break on any other loop.
+        "http_async_client": openai.DefaultAsyncHttpxClient(),
+    }
+    options.update(overrides)
+    return ChatOpenAI(**options)
+
+
+async def close_chat_model(llm: ChatOpenAI) -> None:
+    """Close the model's async HTTP client (the one build_chat_model gave it)."""
+    await llm.root_async_client.close()
+
+
+def model_lifespan(
+    **model_options: Any,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A lifespan that builds the app's ChatOpenAI (app.state.llm) on start and closes it on stop.
+
+    Built there, not at import: importing needs no key, and the model's HTTP client belongs to
+    the server's own event loop. `model_options` override build_chat_model's settings.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.llm = build_chat_model(**model_options)
+        try:
+            yield
+        finally:
+            await close_chat_model(app.state.llm)
+
+    return lifespan
