@@ -1,0 +1,303 @@
+"""Measure how a streaming relay serves concurrent clients, and whether a disconnect stops upstream.
+
+Shared by notebook 02, its exercise checker and the tests, so that all three judge a relay the
+same way. Two questions, each answered without fragile absolute timings:
+
+- Are N concurrent streams served side by side, or one after another? `peak_overlap` counts how
+  many streams were between their first and last token at the same moment: about N when the
+  relay is concurrent, 1 or 2 when it serialises them, however loaded the machine is.
+- Does a client's disconnect stop the provider? The mock providers observe whether the relay
+  closed its upstream connection (`client_disconnected`) or let it run to the end (`completed`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from lessons.toolkit.background import BackgroundServer
+from lessons.toolkit.providers import MOCK_ANTHROPIC_KEY, MOCK_OPENAI_KEY
+from lessons.toolkit.sse_parser import SSEEvent, aiter_sse
+
+
+def token_text(event: SSEEvent) -> str | None:
+    """The text of a token event in any of the workbook's shapes, or None for other events."""
+    if event.event == "token":
+        return str(json.loads(event.data).get("text", ""))
+    if event.event == "message" and event.data.startswith("{"):
+        payload = json.loads(event.data)
+        token = payload.get("token")
+        if isinstance(token, str) and token and not payload.get("done"):
+            return token
+    return None
+
+
+@dataclass
+class StreamRecord:
+    """One client's view of one stream; times in ms since all requests were sent."""
+
+    index: int
+    status: int = 0
+    first_token_ms: float | None = None
+    last_token_ms: float | None = None
+    finished_ms: float = 0.0
+    tokens: list[str] = field(default_factory=list)
+    events: list[SSEEvent] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.tokens)
+
+    @property
+    def ttft_ms(self) -> float:
+        if self.first_token_ms is None:
+            raise ValueError(f"stream {self.index} received no token (status {self.status})")
+        return self.first_token_ms
+
+
+@dataclass
+class ConcurrencyRun:
+    """N streams started at the same moment against one relay."""
+
+    label: str
+    concurrency: int
+    streams: list[StreamRecord]
+    wall_ms: float
+    # How long a plain GET took while the streams were running (None: not probed).
+    probe_ms: float | None = None
+
+    @property
+    def ttfts_ms(self) -> list[float]:
+        return sorted(s.ttft_ms for s in self.streams)
+
+    @property
+    def median_ttft_ms(self) -> float:
+        return statistics.median(self.ttfts_ms)
+
+    @property
+    def max_ttft_ms(self) -> float:
+        return max(self.ttfts_ms)
+
+    @property
+    def peak_overlap(self) -> int:
+        """The most streams that were mid-reply (first to last token) at the same moment."""
+        edges: list[tuple[float, int]] = []
+        for s in self.streams:
+            if s.first_token_ms is None or s.last_token_ms is None:
+                continue
+            edges += [(s.first_token_ms, 1), (s.last_token_ms, -1)]
+        # At equal times count the start first: touching intervals did overlap on the wire.
+        edges.sort(key=lambda edge: (edge[0], -edge[1]))
+        current = peak = 0
+        for _, step in edges:
+            current += step
+            peak = max(peak, current)
+        return peak
+
+    @property
+    def first_token_waited_for_a_whole_reply(self) -> bool:
+        """True when some client saw its first token only after another reply had ended."""
+        ends = [s.last_token_ms for s in self.streams if s.last_token_ms is not None]
+        return bool(ends) and self.max_ttft_ms >= min(ends)
+
+    @property
+    def served_one_after_another(self) -> bool:
+        """True when the relay serialised the streams (at most half of them ever overlapped)."""
+        return self.concurrency > 1 and self.peak_overlap <= self.concurrency // 2
+
+    def summary(self) -> str:
+        from lessons.toolkit.timing import fmt_ms
+
+        verdict = "one after another" if self.served_one_after_another else "side by side"
+        return (
+            f"{self.label}, {self.concurrency} concurrent: median first token "
+            f"{fmt_ms(self.median_ttft_ms)}, slowest first token {fmt_ms(self.max_ttft_ms)}, "
+            f"all done in {fmt_ms(self.wall_ms)}; served {verdict}"
+        )
+
+
+async def _one_stream(
+    client: httpx.AsyncClient,
+    url: str,
+    body: dict[str, Any],
+    record: StreamRecord,
+    t0: float,
+    first_token: asyncio.Event,
+) -> None:
+    async with client.stream("POST", url, json=body) as response:
+        record.status = response.status_code
+        if response.status_code != 200:
+            await response.aread()
+            return
+        async for item in aiter_sse(response):
+            if not isinstance(item, SSEEvent):
+                continue
+            record.events.append(item)
+            text = token_text(item)
+            if text is not None:
+                now = (time.perf_counter() - t0) * 1000
+                if record.first_token_ms is None:
+                    record.first_token_ms = now
+                    first_token.set()
+                record.last_token_ms = now
+                record.tokens.append(text)
+    record.finished_ms = (time.perf_counter() - t0) * 1000
+
+
+async def measure_streams(
+    base_url: str,
+    path: str,
+    body: dict[str, Any],
+    concurrency: int,
+    *,
+    label: str = "",
+    probe: str | None = None,
+    read_timeout_s: float = 60.0,
+) -> ConcurrencyRun:
+    """Start `concurrency` identical streaming requests at once and time each one's tokens.
+
+    With `probe` (a GET path such as "/openapi.json"), also time one ordinary request sent
+    once the streams have started: a server whose event loop is blocked answers it late.
+    """
+    limits = httpx.Limits(max_connections=concurrency + 1, max_keepalive_connections=0)
+    records = [StreamRecord(index=i) for i in range(concurrency)]
+    probe_ms: list[float] = []
+    first_token = asyncio.Event()
+
+    async def probe_once(client: httpx.AsyncClient) -> None:
+        await first_token.wait()
+        sent = time.perf_counter()
+        (await client.get(probe)).raise_for_status()  # type: ignore[arg-type]
+        probe_ms.append((time.perf_counter() - sent) * 1000)
+
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=read_timeout_s, limits=limits
+    ) as client:
+        t0 = time.perf_counter()
+        tasks = [_one_stream(client, path, body, r, t0, first_token) for r in records]
+        if probe is not None:
+            tasks.append(probe_once(client))
+        await asyncio.gather(*tasks)
+        wall_ms = (time.perf_counter() - t0) * 1000
+    return ConcurrencyRun(
+        label or path, concurrency, records, wall_ms, probe_ms[0] if probe_ms else None
+    )
+
+
+async def disconnect_after_first_token(
+    base_url: str, path: str, body: dict[str, Any], *, read_timeout_s: float = 30.0
+) -> str:
+    """Read a stream until its first token, then hang up; returns that token's text."""
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=read_timeout_s) as client,
+        client.stream("POST", path, json=body) as response,
+    ):
+        response.raise_for_status()
+        async for item in aiter_sse(response):
+            if isinstance(item, SSEEvent) and (text := token_text(item)) is not None:
+                return text  # leaving the `async with` closes the connection
+    raise AssertionError("the stream ended before its first token")
+
+
+def upstream_after_disconnect(mock: Any, *, timeout: float = 10.0) -> Any:
+    """The mock's observation of the newest request, once the mock has stopped streaming to it."""
+    request = mock.last_request()
+    mock.wait_until_finished(request, timeout=timeout)
+    return mock.last_request()
+
+
+def plot_concurrency(runs: Sequence[ConcurrencyRun], *, title: str = "") -> Any:
+    """Per concurrency level: each request's time to first token, one line per relay."""
+    import matplotlib.pyplot as plt
+
+    levels = sorted({run.concurrency for run in runs})
+    fig, axes = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 3.4), squeeze=False)
+    for ax, level in zip(axes[0], levels, strict=True):
+        for run in (r for r in runs if r.concurrency == level):
+            ttfts = [t / 1000 for t in run.ttfts_ms]
+            ax.plot(range(1, len(ttfts) + 1), ttfts, marker="o", label=run.label)
+        ax.set_title(f"{level} concurrent stream{'s' if level > 1 else ''}")
+        ax.set_xlabel("request (sorted by first token)")
+        ax.set_ylabel("time to first token (s)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_totals(runs: Sequence[ConcurrencyRun], *, title: str = "") -> Any:
+    """Wall-clock time until every stream of a run had finished, per relay and level."""
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(run.label for run in runs))
+    levels = sorted({run.concurrency for run in runs})
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    width = 0.8 / len(labels)
+    for i, label in enumerate(labels):
+        totals = [
+            next((r.wall_ms / 1000 for r in runs if r.label == label and r.concurrency == n), 0)
+            for n in levels
+        ]
+        ax.bar([x + i * width for x in range(len(levels))], totals, width, label=label)
+    ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(levels))], levels)
+    ax.set_xlabel("concurrent streams")
+    ax.set_ylabel("time until all finished (s)")
+    ax.set_title(title or "Total time for all streams")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+_SDK_ENV = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")
+
+
+@contextmanager
+def private_mock(ttft_ms: float = 0, token_interval_ms: float = 0) -> Iterator[Any]:
+    """A mock of one's own, with the SDK variables pointed at it while the block runs.
+
+    For exercise checkers: they must not disturb the notebook's mock, and they restore the
+    learner's environment afterwards. Start lesson apps inside the block: their lifespan reads
+    the variables when it creates its clients.
+    """
+    from lessons.mock_providers import MockProviders
+
+    saved = {name: os.environ.get(name) for name in _SDK_ENV}
+    mock = MockProviders(ttft_ms=ttft_ms, token_interval_ms=token_interval_ms)
+    try:
+        with BackgroundServer(mock.app) as server:
+            os.environ["OPENAI_BASE_URL"] = f"{server.url}/v1"
+            os.environ["ANTHROPIC_BASE_URL"] = server.url
+            os.environ["OPENAI_API_KEY"] = MOCK_OPENAI_KEY
+            os.environ["ANTHROPIC_API_KEY"] = MOCK_ANTHROPIC_KEY
+            yield mock
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+__all__ = [
+    "ConcurrencyRun",
+    "StreamRecord",
+    "disconnect_after_first_token",
+    "measure_streams",
+    "plot_concurrency",
+    "plot_totals",
+    "private_mock",
+    "token_text",
+    "upstream_after_disconnect",
+]
