@@ -12,6 +12,7 @@ from lessons.toolkit.exercises import (
     all_exercises,
     check,
     exec_region,
+    regions_without_cell,
     strip_markers,
     sync_notebooks,
 )
@@ -73,3 +74,7 @@ def test_wrong_answers_are_rejected(exercise: Exercise) -> None:
 def test_notebook_stubs_are_not_stale() -> None:
     stale = sync_notebooks(check_only=True)
     assert not stale, f"run `python -m lessons.toolkit.exercises sync`: stale {stale}"
+
+
+def test_every_exercise_has_a_notebook_cell() -> None:
+    assert not regions_without_cell()
