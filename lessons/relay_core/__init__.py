@@ -3,12 +3,20 @@
 from lessons.relay_core.errors import (
     ErrorCode,
     RelayError,
+    StreamNotStarted,
     classify_before_stream,
     classify_during_stream,
     error_response,
     new_request_id,
+    stream_not_started_handler,
 )
-from lessons.relay_core.models import MAX_MESSAGE_CHARS, MAX_SYSTEM_CHARS, ChatRequest
+from lessons.relay_core.keepalive import with_keepalive
+from lessons.relay_core.models import (
+    MAX_MESSAGE_CHARS,
+    MAX_SYSTEM_CHARS,
+    ChatRequest,
+    MessageRequest,
+)
 from lessons.relay_core.wire import (
     SSE_MEDIA_TYPE,
     STREAM_HEADERS,
@@ -25,7 +33,9 @@ __all__ = [
     "STREAM_HEADERS",
     "ChatRequest",
     "ErrorCode",
+    "MessageRequest",
     "RelayError",
+    "StreamNotStarted",
     "classify_before_stream",
     "classify_during_stream",
     "error_response",
@@ -33,5 +43,7 @@ __all__ = [
     "sse_comment",
     "sse_data",
     "sse_event",
+    "stream_not_started_handler",
     "streaming_response",
+    "with_keepalive",
 ]

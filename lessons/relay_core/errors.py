@@ -18,6 +18,7 @@ import anthropic
 import httpx
 import httpx2
 import openai
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 logger = logging.getLogger("lessons.relay")
@@ -178,3 +179,23 @@ def error_response(error: RelayError) -> JSONResponse:
     if error.retry_after is not None:
         headers["Retry-After"] = error.retry_after
     return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+class StreamNotStarted(Exception):
+    """A failure before the stream, raised where no Response can be returned.
+
+    An `EventSourceResponse` route is a generator: FastAPI commits to a 200 before its body runs,
+    so the provider's stream is opened in a dependency, which raises this on failure. Register
+    `stream_not_started_handler` on the app to turn it into the HTTP error contract.
+    """
+
+    def __init__(self, error: RelayError) -> None:
+        super().__init__(error.code)
+        self.error = error
+
+
+async def stream_not_started_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Exception handler for StreamNotStarted: the status, headers and JSON body of the contract."""
+    if not isinstance(exc, StreamNotStarted):
+        raise exc
+    return error_response(exc.error)

@@ -9,18 +9,13 @@ MAX_MESSAGE_CHARS = 32_000
 MAX_SYSTEM_CHARS = 8_000
 
 
-class ChatRequest(BaseModel):
-    """The original lesson's body for /chat/stream: a user message and a system prompt."""
+class MessageRequest(BaseModel):
+    """A body with only a user message (the original lesson's /chat/stream-meta)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
     message: str = Field(
         min_length=1, max_length=MAX_MESSAGE_CHARS, description="The user's message."
-    )
-    system_prompt: str = Field(
-        default="You are a helpful assistant.",
-        max_length=MAX_SYSTEM_CHARS,
-        description="System prompt sent before the message.",
     )
 
     @field_validator("message")
@@ -30,3 +25,13 @@ class ChatRequest(BaseModel):
         if not value.strip():
             raise ValueError("message must contain some non-whitespace text")
         return value
+
+
+class ChatRequest(MessageRequest):
+    """The original lesson's body for /chat/stream: a user message and a system prompt."""
+
+    system_prompt: str = Field(
+        default="You are a helpful assistant.",
+        max_length=MAX_SYSTEM_CHARS,
+        description="System prompt sent before the message.",
+    )

@@ -1,0 +1,1 @@
+"""Notebook 01's lesson apps: SSE streaming from FastAPI, by hand and with FastAPI's native SSE."""
