@@ -1,0 +1,60 @@
+"""Swallows a mid-stream failure and just stops: the client gets no terminal event at all.
+
+The client cannot tell "the reply was short" from "the reply broke": the text simply ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import openai
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from lessons.relay_core import (
+    ChatRequest,
+    classify_before_stream,
+    error_response,
+    new_request_id,
+    sse_data,
+    streaming_response,
+)
+from lessons.resilient_relay.relay import model_name
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.openai = openai.AsyncOpenAI(max_retries=0)
+    yield
+    await app.state.openai.close()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.post("/chat/stream")
+async def chat_stream(body: ChatRequest, request: Request) -> Response:
+    request_id = new_request_id()
+    try:
+        stream = await request.app.state.openai.chat.completions.create(
+            model=model_name(),
+            messages=[{"role": "user", "content": body.message}],
+            stream=True,
+        )
+    except Exception as exc:
+        return error_response(classify_before_stream(exc, request_id))
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            # WRONG: the error is suppressed and no terminal event follows.
+            with contextlib.suppress(Exception):
+                async for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield sse_data({"token": chunk.choices[0].delta.content, "done": False})
+                yield sse_data({"token": "", "done": True})
+        finally:
+            await stream.close()
+
+    return streaming_response(events(), request_id=request_id)
