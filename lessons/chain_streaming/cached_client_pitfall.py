@@ -14,5 +14,6 @@ async def ask(message: str) -> str:
     with the same base URL and timeout shares one cached httpx AsyncClient, whose pooled
     connections belong to the loop that opened them. The next loop gets "Event loop is closed".
     """
-    llm = ChatOpenAI(model=model_name(), stream_usage=True)
+    # (http_socket_options=() only silences a proxy warning; the cached client is the same.)
+    llm = ChatOpenAI(model=model_name(), stream_usage=True, http_socket_options=())
     return "".join([chunk.text async for chunk in llm.astream(message)])

@@ -38,6 +38,9 @@ def build_chat_model(**overrides: Any) -> ChatOpenAI:
         # every ChatOpenAI in the process, whose connections belong to the first event loop
         # that used them and break on any other loop.
         "http_async_client": openai.DefaultAsyncHttpxClient(),
+        # Socket options only shape the HTTP clients langchain-openai builds itself (here just
+        # the unused sync one); turning them off keeps it from warning about proxy settings.
+        "http_socket_options": (),
     }
     options.update(overrides)
     return ChatOpenAI(**options)
