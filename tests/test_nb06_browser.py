@@ -39,7 +39,7 @@ def _state(page: Any) -> str:
 
 
 def test_first_token_is_visible_before_the_stream_ends(mock, serve, page) -> None:
-    mock.set_timing(token_interval_ms=25)
+    mock.set_timing(token_interval_ms=15)
     _ask(page, serve(chat_page.create_app()))
     page.wait_for_function("document.getElementById('reply').textContent.length > 0")
     seen_at = time.monotonic()

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import httpx
 import pytest
 
 from lessons.proxy_browser import buffered_pitfall, relay
-from lessons.toolkit.nginx import location_block, nginx_available, run_nginx, timed_stream
+from lessons.toolkit.nginx import (
+    check_config,
+    location_block,
+    nginx_available,
+    render_config,
+    run_nginx,
+    timed_stream,
+)
 from lessons.toolkit.pytest_fixtures import require_or_skip
 
 pytestmark = pytest.mark.nginx
@@ -56,12 +66,12 @@ def test_either_fix_restores_streaming(mock, serve, app_name, block) -> None:
 def test_read_timeout_cuts_a_silent_stream_and_pings_keep_it(mock, serve) -> None:
     from lessons.mock_providers import Fault
 
-    block = location_block(buffering=False, http_version="1.1", read_timeout="1s")
-    mock.script(fault=Fault.stall(after_tokens=2, seconds=1.6), times=2)
+    block = location_block(buffering=False, http_version="1.1", read_timeout="500ms")
+    mock.script(fault=Fault.stall(after_tokens=2, seconds=1.0), times=2)
     cut = _through(serve(buffered_pitfall.app), block, "no pings")
     assert cut.terminal is None, "nginx should have closed the silent upstream"
-    assert cut.transport_error is not None or not cut.events or cut.events[-1].get("token")
-    kept = _through(serve(relay.create_app(ping_interval_s=0.3)), block, "pings")
+    assert cut.transport_error is not None, "the client should see the stream cut short"
+    kept = _through(serve(relay.create_app(ping_interval_s=0.15)), block, "pings")
     assert kept.terminal == {"token": "", "done": True}
     assert kept.comments >= 3
 
@@ -96,3 +106,39 @@ def test_nginx_gzip_still_streams_with_buffering_off(mock, serve) -> None:
     assert result.headers.get("content-encoding") == "gzip"
     assert result.text == request.reply_text
     assert result.token_times[0] < request.finished_at
+
+
+def test_runner_keeps_everything_in_its_own_directory_and_cleans_up(mock, serve) -> None:
+    with run_nginx(serve(relay.create_app())) as proxy:
+        workdir, process = proxy.workdir, proxy.process
+        for directive in (
+            "pid",
+            "error_log",
+            "access_log",
+            "client_body_temp_path",
+            "proxy_temp_path",
+            "fastcgi_temp_path",
+            "uwsgi_temp_path",
+            "scgi_temp_path",
+        ):
+            line = next(x for x in proxy.config.splitlines() if x.strip().startswith(directive))
+            assert str(workdir) in line, line
+        assert httpx.post(f"{proxy.url}/chat/stream", json=PROMPT).status_code == 200
+    assert process.poll() is not None, "nginx still running after the block"
+    assert not workdir.exists()
+
+
+def test_user_directive_only_for_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    def config() -> str:
+        return render_config(Path("/x"), port=1, upstream="http://127.0.0.1:2", locations="")
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert "user " not in config()
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert config().startswith("user root;")
+
+
+def test_check_config_reports_nginx_errors() -> None:
+    assert check_config(location_block(buffering=False)) is None
+    message = check_config("location / { proxy_bufering off; }")
+    assert message is not None and "proxy_bufering" in message
