@@ -16,7 +16,7 @@ from lessons.chain_streaming import (
     chain_stream,
     langchain_stream,
 )
-from lessons.mock_providers import Fault
+from lessons.mock_providers import OPENAI_ORGANIZATION, OPENAI_PROJECT, Fault
 from lessons.mock_providers.replies import CANNED_REPLIES
 from lessons.relay_core.errors import MESSAGES, ErrorCode
 from lessons.toolkit.sse_parser import parse_sse
@@ -153,62 +153,72 @@ def test_the_buffered_pitfall_sends_only_the_stats_at_the_end(mock, serve) -> No
 # --- invalid input ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        {},
-        {"message": ""},
-        {"message": "   "},
-        {"message": "x" * 32_001},
-        {"message": 3},
-        {"message": "hi", "unknown": 1},
-    ],
-    ids=["missing", "empty", "blank", "too-long", "not-text", "extra-field"],
-)
-def test_invalid_bodies_get_422_and_never_reach_the_provider(mock, serve, body) -> None:
+INVALID_BODIES = [
+    {},
+    {"message": ""},
+    {"message": "   "},
+    {"message": "x" * 32_001},
+    {"message": 3},
+    {"message": "hi", "unknown": 1},
+]
+
+
+def test_invalid_bodies_get_422_and_never_reach_the_provider(mock, serve) -> None:
     url = serve(combined.create_app())
     for route in ROUTES:
-        response = post(f"{url}{route}", body)
-        assert response.status_code == 422, (route, response.text)
-        assert response.json()["detail"][0]["msg"]
+        for body in INVALID_BODIES:
+            response = post(f"{url}{route}", body)
+            assert response.status_code == 422, (route, body, response.text)
+            assert response.json()["detail"][0]["msg"]
     assert mock.requests == []
 
 
 # --- errors before the stream: HTTP statuses ----------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("status", "expected", "code"),
-    [
-        (429, 429, ErrorCode.RATE_LIMITED),
-        (500, 502, ErrorCode.PROVIDER_ERROR),
-        (503, 503, ErrorCode.PROVIDER_OVERLOADED),
-        (401, 502, ErrorCode.PROVIDER_AUTH),
-    ],
-)
+BEFORE_STREAM_FAILURES = [
+    (429, 429, ErrorCode.RATE_LIMITED),
+    (500, 502, ErrorCode.PROVIDER_ERROR),
+    (503, 503, ErrorCode.PROVIDER_OVERLOADED),
+    (401, 502, ErrorCode.PROVIDER_AUTH),
+]
+
+
 @pytest.mark.parametrize("route", ROUTES)
-def test_provider_errors_before_the_stream_become_http_statuses(
-    mock, serve, route, status, expected, code
-) -> None:
-    retry_after = 7 if status == 429 else None
-    mock.script(fault=Fault.http_error(status, retry_after=retry_after), prompt_contains="FAILME")
+def test_provider_errors_before_the_stream_become_http_statuses(mock, serve, route) -> None:
     url = serve(MODULES[route].create_app())
-    response = post(f"{url}{route}", {"message": "FAILME please"})
-    assert response.status_code == expected
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert body == {
-        "error": {
-            "code": code,
-            "message": MESSAGES[code],
-            "request_id": body["error"]["request_id"],
+    for status, expected, code in BEFORE_STREAM_FAILURES:
+        retry_after = 7 if status == 429 else None
+        marker = f"FAIL{status}"
+        mock.script(fault=Fault.http_error(status, retry_after=retry_after), prompt_contains=marker)
+        response = post(f"{url}{route}", {"message": f"{marker} please"})
+        assert response.status_code == expected, (status, response.text)
+        assert response.headers["content-type"] == "application/json"
+        body = response.json()
+        request_id = body["error"]["request_id"]
+        assert body == {
+            "error": {"code": code, "message": MESSAGES[code], "request_id": request_id}
         }
-    }
-    assert body["error"]["request_id"] == response.headers["x-request-id"]
-    if retry_after is not None:
-        assert response.headers["retry-after"] == "7"
-    # Nothing of the provider's own error body reaches the client.
-    assert "org" not in response.text.lower() and "sk-" not in response.text
+        assert request_id == response.headers["x-request-id"]
+        if retry_after is not None:
+            assert response.headers["retry-after"] == "7"
+        # Nothing of the provider's own error body reaches the client.
+        assert OPENAI_ORGANIZATION not in response.text and OPENAI_PROJECT not in response.text
+        assert "mock-openai-key" not in response.text
+
+
+def test_retries_happen_only_before_the_stream_and_are_invisible(mock, serve) -> None:
+    # The provider asks for a retry: the SDK (max_retries=2) tries again before our first byte.
+    mock.script(
+        fault=Fault.http_error(429, retry_after=0, should_retry=True),
+        prompt_contains="RETRYME",
+        times=1,
+    )
+    url = serve(combined.create_app())
+    response = post(f"{url}/chain/events", {"message": "RETRYME " + QUESTION})
+    assert_streaming_headers(response)
+    assert [e.event for e in events_of(response)][-1] == "done"
+    assert len(mock.requests) == 2
 
 
 def test_an_unreachable_provider_is_a_503(monkeypatch, serve) -> None:
@@ -236,30 +246,34 @@ def _terminal_error(route: str, response: httpx.Response) -> dict[str, Any]:
     return last
 
 
-@pytest.mark.parametrize(
-    ("fault", "code"),
-    [
-        (Fault.error_event(after_tokens=3, kind="server_error"), ErrorCode.PROVIDER_ERROR),
-        (Fault.error_event(after_tokens=3, kind="overloaded"), None),
-        (Fault.drop(after_tokens=3), ErrorCode.STREAM_INTERRUPTED),
-    ],
-    ids=["server-error-event", "overloaded-event", "dropped-connection"],
-)
+MID_STREAM_FAILURES = [
+    (
+        "SERVERERR",
+        Fault.error_event(after_tokens=3, kind="server_error"),
+        {ErrorCode.PROVIDER_ERROR},
+    ),
+    (
+        "OVERLOADED",
+        Fault.error_event(after_tokens=3, kind="overloaded"),
+        {ErrorCode.PROVIDER_OVERLOADED, ErrorCode.PROVIDER_ERROR},
+    ),
+    ("DROPPED", Fault.drop(after_tokens=3), {ErrorCode.STREAM_INTERRUPTED}),
+]
+
+
 @pytest.mark.parametrize("route", ROUTES)
-def test_a_failure_mid_stream_is_one_terminal_error_event(mock, serve, route, fault, code) -> None:
-    mock.script(fault=fault, prompt_contains="MIDFAIL")
+def test_a_failure_mid_stream_is_one_terminal_error_event(mock, serve, route) -> None:
     url = serve(MODULES[route].create_app())
-    response = post(f"{url}{route}", {"message": "MIDFAIL " + QUESTION})
-    assert_streaming_headers(response)
-    error = _terminal_error(route, response)
-    if code is None:  # the provider's overloaded kind: either overloaded or a provider error
-        assert error["code"] in {ErrorCode.PROVIDER_OVERLOADED, ErrorCode.PROVIDER_ERROR}
-    else:
-        assert error["code"] == code
-    assert error["message"] == MESSAGES[ErrorCode(error["code"])]
-    assert error["request_id"] == response.headers["x-request-id"]
-    streamed = text_of(route, response)
-    assert streamed and len(streamed) < 60, "the tokens before the failure were relayed"
+    for marker, fault, codes in MID_STREAM_FAILURES:
+        mock.script(fault=fault, prompt_contains=marker)
+        response = post(f"{url}{route}", {"message": f"{marker} {QUESTION}"})
+        assert_streaming_headers(response)
+        error = _terminal_error(route, response)
+        assert error["code"] in codes, (marker, error)
+        assert error["message"] == MESSAGES[ErrorCode(error["code"])]
+        assert error["request_id"] == response.headers["x-request-id"]
+        streamed = text_of(route, response)
+        assert streamed and len(streamed) < 60, "the tokens before the failure were relayed"
 
 
 def test_a_stalled_provider_times_out_with_an_error_event(mock, serve) -> None:
