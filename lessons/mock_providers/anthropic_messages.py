@@ -355,8 +355,12 @@ def _block_deltas(ctx: ReplyContext, index: int, block: dict[str, Any]) -> list[
 
 
 def _signature(ctx: ReplyContext) -> str:
-    digest = hashlib.sha256(f"{ctx.ids.seed}/{ctx.ids.number}/signature".encode()).digest()
-    return base64.b64encode(digest * 3).decode()
+    # Opaque to clients, like the real one: a relay must pass it through, never read it.
+    digests = (
+        hashlib.sha256(f"{ctx.ids.seed}/{ctx.ids.number}/signature/{part}".encode()).digest()
+        for part in range(3)
+    )
+    return base64.b64encode(b"".join(digests)).decode()
 
 
 def _tool_input(ctx: ReplyContext) -> Any:

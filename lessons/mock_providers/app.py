@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from lessons.mock_providers.anthropic_messages import Messages
 from lessons.mock_providers.faults import Fault
+from lessons.mock_providers.observed import Outcome
 from lessons.mock_providers.openai_chat import ChatCompletions
 from lessons.mock_providers.openai_responses import Responses
 from lessons.mock_providers.wire import Dialect, ErrorResponse, StreamEvent
@@ -127,24 +128,29 @@ class MockApp:
         pending = 0
         sent = 0
 
-        async def flush(more_body: bool = True) -> None:
+        async def flush(finish: Outcome | None = None) -> None:
+            """Send what is buffered; `finish` ends the response with that outcome.
+
+            Observations are updated before the bytes go out, so a client that has read the
+            end of the stream always finds the final record.
+            """
             nonlocal buffer, pending, sent
-            await send(
-                {"type": "http.response.body", "body": bytes(buffer), "more_body": more_body}
-            )
+            now = time.monotonic()
             if pending:
-                mock._progress(record, pending, time.monotonic())
+                mock._progress(record, pending, now)
                 sent += pending
-            buffer = bytearray()
-            pending = 0
+                pending = 0
+            if finish is not None:
+                mock._finish(record, finish, now)
+            body, buffer = bytes(buffer), bytearray()
+            await send({"type": "http.response.body", "body": body, "more_body": finish is None})
 
         for index in range(len(events) + 1):
             if index == strike_at:
                 assert fault is not None
                 if fault.kind == "error_event":
                     buffer += dialect.stream_error(ctx, fault.error, index)
-                    await flush(more_body=False)
-                    mock._finish(record, "fault", time.monotonic())
+                    await flush(finish="fault")
                     return
                 await flush()
                 if fault.kind == "drop":
@@ -167,8 +173,7 @@ class MockApp:
                     await asyncio.sleep(0)
             buffer += data
             pending += tokens
-        await flush(more_body=False)
-        mock._finish(record, "completed", time.monotonic())
+        await flush(finish="completed")
 
     async def _whole(self, admission: "Admission", send: Send) -> None:
         """A non-streaming answer: it arrives all at once, when the last token would have."""
@@ -190,8 +195,8 @@ class MockApp:
                 retry_after=None,
                 should_retry=False,
             )
-            await _send_whole(send, error)
             mock._finish(record, "fault", time.monotonic(), status=status)
+            await _send_whole(send, error)
             return
         body = dialect.body(ctx)
         headers = dialect.success_headers(ctx, stream=False)
@@ -204,10 +209,10 @@ class MockApp:
             mock._finish(record, "fault", time.monotonic())
             _hide_drops_from_server_log()
             raise DropConnection(fault.describe())
-        await send({"type": "http.response.body", "body": body})
         now = time.monotonic()
         mock._progress(record, record.tokens_planned, now)
         mock._finish(record, "completed", now)
+        await send({"type": "http.response.body", "body": body})
 
 
 def _strike_position(events: list[StreamEvent], fault: Fault | None) -> int | None:

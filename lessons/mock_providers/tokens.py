@@ -7,7 +7,8 @@ import re
 # pieces always join back to the original text.
 _PIECE = re.compile(
     r"""
-      \ ?[^\W\d_]+      # a word with its leading space
+      '(?:s|t|re|ve|m|ll|d)\b   # an English contraction's ending ("'ll", "'t") is one piece
+    | \ ?[^\W\d_]+      # a word with its leading space
     | \ ?\d{1,3}        # digits, at most three to a piece
     | \ ?[^\w\s]        # one punctuation mark, with its leading space if it has one
     | \n+               # a run of newlines
