@@ -24,6 +24,7 @@ PIECES = ["Hello", "!", " How", " can", " I", " help", " you", " today", "?"]
 REPLY = "".join(PIECES)
 # A prompt the mock answers with a long generated reply, for timing and disconnect tests.
 LONG_PROMPT = "Tell me about event streams"
+CANNED_LONG_PROMPT = "Explain streaming in one paragraph."
 
 STREAM_HEADERS = {"content-type", "cache-control", "x-accel-buffering"}
 
@@ -100,9 +101,14 @@ def stream_route(url: str, route: Route, body: Any = None, **kwargs: Any) -> Rec
 
 
 @route_param
-def test_streams_the_exact_reply_as_one_event_per_piece(mock, serve, route: Route) -> None:
+def test_streams_the_exact_reply_with_streaming_headers(mock, serve, route: Route) -> None:
     got = stream_route(serve(route.create_app()), route)
     assert got.response.status_code == 200
+    headers = got.response.headers
+    assert headers["content-type"].startswith("text/event-stream")
+    assert headers["cache-control"] == "no-cache"
+    assert headers["x-accel-buffering"] == "no"
+    assert headers["x-request-id"].startswith("req_")
     kinds = [kind for kind, _ in got.events]
     tokens = [route.text_of(p) for kind, p in got.events if kind == "token"]
     assert tokens == PIECES
@@ -135,20 +141,10 @@ def test_streams_the_exact_reply_as_one_event_per_piece(mock, serve, route: Rout
 
 
 @route_param
-def test_streaming_headers(serve, route: Route) -> None:
-    got = stream_route(serve(route.create_app()), route)
-    headers = got.response.headers
-    assert headers["content-type"].startswith("text/event-stream")
-    assert headers["cache-control"] == "no-cache"
-    assert headers["x-accel-buffering"] == "no"
-    assert headers["x-request-id"].startswith("req_")
-
-
-@route_param
 def test_first_event_arrives_while_the_mock_is_still_generating(mock, serve, route: Route) -> None:
-    # 40 ms between pieces: the reply takes the mock hundreds of milliseconds to generate.
-    mock.script(prompt_contains=PROMPT, token_interval_ms=40)
-    got = stream_route(serve(route.create_app()), route)
+    # 93 pieces 10 ms apart: the mock needs about a second to generate the whole reply.
+    mock.script(prompt_contains=CANNED_LONG_PROMPT, token_interval_ms=10)
+    got = stream_route(serve(route.create_app()), route, {"message": CANNED_LONG_PROMPT})
     request = mock.wait_until_finished(mock.last_request(), timeout=5)
     assert got.first_token_at is not None and request.finished_at is not None
     # A buffering relay would deliver everything after the mock finished.
@@ -229,8 +225,16 @@ def test_provider_failure_before_the_stream_is_an_http_error(mock, serve, route:
 
 @route_param
 def test_provider_failure_mid_stream_is_one_terminal_error_event(mock, serve, route: Route) -> None:
-    mock.script(fault=Fault.error_event(after_tokens=3, kind="server_error"))
-    got = stream_route(serve(route.create_app()), route)
+    url = serve(route.create_app())
+    # A connection cut without a finish reason is a truncated reply: an error, never "done".
+    mock.script(fault=Fault.drop(after_tokens=2), times=1)
+    got = stream_route(url, route)
+    kinds = [kind for kind, _ in got.events]
+    assert kinds[-1] == "error" and "done" not in kinds
+    assert got.events[-1][1]["code"] == "stream_interrupted"
+
+    mock.script(fault=Fault.error_event(after_tokens=3, kind="server_error"), times=1)
+    got = stream_route(url, route)
     assert got.response.status_code == 200
     kinds = [kind for kind, _ in got.events]
     assert kinds.count("token") == 3
@@ -244,15 +248,6 @@ def test_provider_failure_mid_stream_is_one_terminal_error_event(mock, serve, ro
         assert error["done"] is True
     # The raw wire ends with that event: nothing after it.
     assert got.raw.endswith("\n\n") and got.raw.rstrip("\n").rsplit("\n\n", 1)[-1].count("error")
-
-
-@route_param
-def test_a_cut_connection_is_an_error_not_done(mock, serve, route: Route) -> None:
-    mock.script(fault=Fault.drop(after_tokens=2))
-    got = stream_route(serve(route.create_app()), route)
-    kinds = [kind for kind, _ in got.events]
-    assert kinds[-1] == "error" and "done" not in kinds
-    assert got.events[-1][1]["code"] == "stream_interrupted"
 
 
 # --- request validation --------------------------------------------------------------------------
