@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from lessons.mock_providers.conversation import BadRequest, Conversation, ToolSpec, content_text
@@ -16,6 +17,7 @@ from lessons.mock_providers.wire import (
     ReplyContext,
     StreamEvent,
     dumps,
+    dumps_str,
     header_list,
 )
 
@@ -131,19 +133,17 @@ class Messages:
             }
         )
 
-    def stream_events(self, ctx: ReplyContext) -> list[StreamEvent]:
+    def stream_events(self, ctx: ReplyContext) -> Iterator[StreamEvent]:
         reply = ctx.reply
         message = _message(ctx, content=[], stop_reason=None, output_tokens=1)
-        events: list[StreamEvent] = [(_event({"type": "message_start", "message": message}), 0)]
+        yield _event({"type": "message_start", "message": message}), 0
         for index, block in enumerate(_blocks(ctx)):
-            events.append(
-                (_event({"type": "content_block_start", "index": index, "content_block": block}), 0)
-            )
+            yield _event({"type": "content_block_start", "index": index, "content_block": block}), 0
             if index == 0:
                 # Recorded streams carry a ping right after the first block opens.
-                events.append((_PING, 0))
-            events.extend(_block_deltas(ctx, index, block))
-            events.append((_event({"type": "content_block_stop", "index": index}), 0))
+                yield _PING, 0
+            yield from _block_deltas(ctx, index, block)
+            yield _event({"type": "content_block_stop", "index": index}), 0
         usage = {
             "input_tokens": ctx.input_tokens,
             "cache_creation_input_tokens": 0,
@@ -152,9 +152,8 @@ class Messages:
             "output_tokens": reply.output_tokens,
         }
         delta = {"stop_reason": _stop_reason(ctx), "stop_sequence": None}
-        events.append((_event({"type": "message_delta", "delta": delta, "usage": usage}), 0))
-        events.append((_event({"type": "message_stop"}), 0))
-        return events
+        yield _event({"type": "message_delta", "delta": delta, "usage": usage}), 0
+        yield _event({"type": "message_stop"}), 0
 
     def stream_error(self, ctx: ReplyContext, kind: ErrorKind, events_sent: int) -> bytes:
         # The SDK raises APIStatusError (status 200) and reads nothing after it.
@@ -326,32 +325,31 @@ def _blocks(ctx: ReplyContext) -> list[dict[str, Any]]:
     return blocks
 
 
-def _block_deltas(ctx: ReplyContext, index: int, block: dict[str, Any]) -> list[StreamEvent]:
+def _block_deltas(ctx: ReplyContext, index: int, block: dict[str, Any]) -> Iterator[StreamEvent]:
     reply = ctx.reply
 
     def delta(body: dict[str, Any]) -> bytes:
         return _event({"type": "content_block_delta", "index": index, "delta": body})
 
     if block["type"] == "thinking":
-        events = [(delta({"type": "thinking_delta", "thinking": p}), 1) for p in reply.thinking]
-        events.append((delta({"type": "signature_delta", "signature": _signature(ctx)}), 0))
-        return events
-    if block["type"] == "text":
+        for piece in reply.thinking:
+            yield delta({"type": "thinking_delta", "thinking": piece}), 1
+        yield delta({"type": "signature_delta", "signature": _signature(ctx)}), 0
+    elif block["type"] == "text":
         # Text deltas are most of the stream: encode around a fixed prefix, for speed.
         prefix = (
             "event: content_block_delta\n"
             f'data: {{"type":"content_block_delta","index":{index},'
             '"delta":{"type":"text_delta","text":'
         ).encode()
-        return [(prefix + dumps(piece).encode() + b"}}\n\n", 1) for piece in reply.text]
-    assert reply.tool_call is not None
-    # Recorded tool streams open with an empty fragment, which carries no token.
-    events = [(delta({"type": "input_json_delta", "partial_json": ""}), 0)]
-    events.extend(
-        (delta({"type": "input_json_delta", "partial_json": fragment}), 1)
-        for fragment in reply.tool_call.fragments
-    )
-    return events
+        for piece in reply.text:
+            yield prefix + dumps_str(piece).encode() + b"}}\n\n", 1
+    else:
+        assert reply.tool_call is not None
+        # Recorded tool streams open with an empty fragment, which carries no token.
+        yield delta({"type": "input_json_delta", "partial_json": ""}), 0
+        for fragment in reply.tool_call.fragments:
+            yield delta({"type": "input_json_delta", "partial_json": fragment}), 1
 
 
 def _signature(ctx: ReplyContext) -> str:

@@ -7,11 +7,10 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from lessons.mock_providers.anthropic_messages import Messages
-from lessons.mock_providers.faults import Fault
 from lessons.mock_providers.observed import Outcome
 from lessons.mock_providers.openai_chat import ChatCompletions
 from lessons.mock_providers.openai_responses import Responses
-from lessons.mock_providers.wire import Dialect, ErrorResponse, StreamEvent
+from lessons.mock_providers.wire import Dialect, ErrorResponse
 
 if TYPE_CHECKING:
     from lessons.mock_providers.control import Admission, MockProviders
@@ -108,11 +107,11 @@ class MockApp:
         mock, record, fault = self._mock, admission.record, admission.fault
         ctx, dialect = admission.ctx, admission.dialect
         assert ctx is not None
-        events = dialect.stream_events(ctx)
-        strike_at = _strike_position(events, fault)
         # Token n is due at a fixed offset from the request's arrival, so the pace cannot drift;
         # a stall pushes the whole remaining schedule back.
         schedule_start = record.started_at + admission.ttft
+        # A mid-stream fault strikes where token number `after_tokens` (from 0) would go.
+        strike_at = None if fault is None or fault.kind == "http_error" else fault.after_tokens
         if fault is not None and fault.kind == "stall" and fault.before_headers:
             await asyncio.sleep(fault.seconds)
             schedule_start += fault.seconds
@@ -127,6 +126,10 @@ class MockApp:
         buffer = bytearray()
         pending = 0
         sent = 0
+        # Events without a token wait here for the next token. When the reply runs out of
+        # tokens before a fault's position, the fault still strikes, before the closing events.
+        held: list[bytes] = []
+        events_out = 0
 
         async def flush(finish: Outcome | None = None) -> None:
             """Send what is buffered; `finish` ends the response with that outcome.
@@ -145,34 +148,51 @@ class MockApp:
             body, buffer = bytes(buffer), bytearray()
             await send({"type": "http.response.body", "body": body, "more_body": finish is None})
 
-        for index in range(len(events) + 1):
-            if index == strike_at:
-                assert fault is not None
-                if fault.kind == "error_event":
-                    buffer += dialect.stream_error(ctx, fault.error, index)
-                    await flush(finish="fault")
+        async def strike() -> bool:
+            """Apply the mid-stream fault; True when it ended the stream."""
+            nonlocal schedule_start
+            assert fault is not None
+            if fault.kind == "error_event":
+                buffer.extend(dialect.stream_error(ctx, fault.error, events_out))
+                await flush(finish="fault")
+                return True
+            await flush()
+            if fault.kind == "drop":
+                mock._finish(record, "fault", time.monotonic())
+                _hide_drops_from_server_log()
+                raise DropConnection(fault.describe())
+            await asyncio.sleep(fault.seconds)
+            schedule_start += fault.seconds
+            return False
+
+        # Events are encoded one at a time: the first byte never waits for the whole reply.
+        for data, tokens in dialect.stream_events(ctx):
+            if not tokens:
+                held.append(data)
+                continue
+            for event in held:
+                buffer += event
+            events_out += len(held)
+            held.clear()
+            if strike_at == sent + pending:
+                strike_at = None
+                if await strike():
                     return
+            delay = schedule_start + (sent + pending) * admission.interval - time.monotonic()
+            if delay > 0:
                 await flush()
-                if fault.kind == "drop":
-                    mock._finish(record, "fault", time.monotonic())
-                    _hide_drops_from_server_log()
-                    raise DropConnection(fault.describe())
-                await asyncio.sleep(fault.seconds)
-                schedule_start += fault.seconds
-            if index == len(events):
-                break
-            data, tokens = events[index]
-            if tokens:
-                delay = schedule_start + (sent + pending) * admission.interval - time.monotonic()
-                if delay > 0:
-                    await flush()
-                    await asyncio.sleep(delay)
-                elif len(buffer) >= _FLUSH_BYTES:
-                    await flush()
-                    # Let the disconnect watcher and other streams run between batches.
-                    await asyncio.sleep(0)
+                await asyncio.sleep(delay)
+            elif len(buffer) >= _FLUSH_BYTES:
+                await flush()
+                # Let the disconnect watcher and other streams run between batches.
+                await asyncio.sleep(0)
             buffer += data
             pending += tokens
+            events_out += 1
+        if strike_at is not None and await strike():
+            return
+        for event in held:
+            buffer += event
         await flush(finish="completed")
 
     async def _whole(self, admission: "Admission", send: Send) -> None:
@@ -213,25 +233,6 @@ class MockApp:
         mock._progress(record, record.tokens_planned, now)
         mock._finish(record, "completed", now)
         await send({"type": "http.response.body", "body": body})
-
-
-def _strike_position(events: list[StreamEvent], fault: Fault | None) -> int | None:
-    """Index of the event before which a mid-stream fault strikes, or None for no such fault.
-
-    That is where token number `after_tokens` (counting from 0) would go; a reply with fewer
-    tokens meets the fault right after its last token, so a scripted fault always fires.
-    """
-    if fault is None or fault.kind == "http_error":
-        return None
-    tokens_seen = 0
-    after_last_token = 0
-    for index, (_, tokens) in enumerate(events):
-        if tokens:
-            if tokens_seen == fault.after_tokens:
-                return index
-            tokens_seen += tokens
-            after_last_token = index + 1
-    return after_last_token
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -1,5 +1,6 @@
 """The OpenAI Chat Completions dialect: `POST /v1/chat/completions`, streaming and not."""
 
+from collections.abc import Iterator
 from typing import Any
 
 from lessons.mock_providers.conversation import BadRequest, Conversation, content_text
@@ -12,7 +13,14 @@ from lessons.mock_providers.openai_common import (
     stream_error_payload,
     tool_choice,
 )
-from lessons.mock_providers.wire import ErrorKind, ReplyContext, StreamEvent, dumps, sse
+from lessons.mock_providers.wire import (
+    ErrorKind,
+    ReplyContext,
+    StreamEvent,
+    dumps,
+    dumps_str,
+    sse,
+)
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _SYSTEM_FINGERPRINT = "fp_mock0001"
@@ -63,7 +71,7 @@ class ChatCompletions(OpenAIDialectBase):
             system = "\n".join(system_texts) if system_texts else None
         return messages, system
 
-    def stream_events(self, ctx: ReplyContext) -> list[StreamEvent]:
+    def stream_events(self, ctx: ReplyContext) -> Iterator[StreamEvent]:
         reply = ctx.reply
         include_usage = ctx.conversation.include_usage
         # Every chunk shares this envelope; only the delta and finish_reason change. Building
@@ -85,34 +93,31 @@ class ChatCompletions(OpenAIDialectBase):
         def chunk(delta: dict[str, Any]) -> bytes:
             return prefix + dumps(delta).encode() + suffix
 
-        events: list[StreamEvent] = []
         tool_call = reply.tool_call
         role_delta: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
         if tool_call is not None and not reply.text:
             # A tool-calling reply opens with its first tool_calls element in the role chunk.
             role_delta["content"] = None
             role_delta["tool_calls"] = [_first_tool_delta(ctx)]
-            events.append((chunk(role_delta), 0))
+            yield chunk(role_delta), 0
         else:
-            events.append((chunk(role_delta), 0))
-            events.extend((prefix + _content(piece) + suffix, 1) for piece in reply.text)
+            yield chunk(role_delta), 0
+            for piece in reply.text:
+                yield prefix + _content(piece) + suffix, 1
             if tool_call is not None:
-                events.append((chunk({"tool_calls": [_first_tool_delta(ctx)]}), 0))
+                yield chunk({"tool_calls": [_first_tool_delta(ctx)]}), 0
         if tool_call is not None:
-            events.extend(
-                (chunk({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}), 1)
-                for fragment in tool_call.fragments
-            )
+            for fragment in tool_call.fragments:
+                yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}), 1
 
         finish = dumps(
             {"index": 0, "delta": {}, "logprobs": None, "finish_reason": _finish_reason(ctx)}
         )
-        events.append((f'data: {envelope},"choices":[{finish}]{usage_null}}}\n\n'.encode(), 0))
+        yield f'data: {envelope},"choices":[{finish}]{usage_null}}}\n\n'.encode(), 0
         if include_usage:
             usage = dumps(_usage(ctx))
-            events.append((f'data: {envelope},"choices":[],"usage":{usage}}}\n\n'.encode(), 0))
-        events.append((_DONE, 0))
-        return events
+            yield f'data: {envelope},"choices":[],"usage":{usage}}}\n\n'.encode(), 0
+        yield _DONE, 0
 
     def stream_error(self, ctx: ReplyContext, kind: ErrorKind, events_sent: int) -> bytes:
         # The SDK raises openai.APIError on any data object with an "error" key; nothing follows.
@@ -182,7 +187,7 @@ def _check_message(message: Any, index: int) -> None:
 
 
 def _content(piece: str) -> bytes:
-    return b'{"content":' + dumps(piece).encode() + b"}"
+    return f'{{"content":{dumps_str(piece)}}}'.encode()
 
 
 def _completion_id(ctx: ReplyContext) -> str:

@@ -1,5 +1,6 @@
 """The OpenAI Responses dialect: `POST /v1/responses`, streaming and not."""
 
+from collections.abc import Iterator
 from typing import Any
 
 from lessons.mock_providers.conversation import BadRequest, Conversation, content_text
@@ -11,7 +12,7 @@ from lessons.mock_providers.openai_common import (
     stream_error_payload,
     tool_choice,
 )
-from lessons.mock_providers.wire import ErrorKind, ReplyContext, StreamEvent, dumps
+from lessons.mock_providers.wire import ErrorKind, ReplyContext, StreamEvent, dumps, dumps_str
 
 # The real API refuses smaller output budgets.
 _MIN_OUTPUT_TOKENS = 16
@@ -46,30 +47,27 @@ class Responses(OpenAIDialectBase):
     def observed(self, body: dict[str, Any]) -> tuple[Any, Any]:
         return body.get("input"), body.get("instructions")
 
-    def stream_events(self, ctx: ReplyContext) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-
-        def emit(payload: dict[str, Any], tokens: int = 0) -> None:
-            # sequence_number counts every event from 0, so it is the event's position.
-            payload["sequence_number"] = len(events)
-            events.append((_event(payload), tokens))
-
-        emit({"type": "response.created", "response": _response(ctx, "in_progress", [])})
-        emit({"type": "response.in_progress", "response": _response(ctx, "in_progress", [])})
+    def stream_events(self, ctx: ReplyContext) -> Iterator[StreamEvent]:
+        events = _Sequence()
+        yield events.event(
+            {"type": "response.created", "response": _response(ctx, "in_progress", [])}
+        )
+        yield events.event(
+            {"type": "response.in_progress", "response": _response(ctx, "in_progress", [])}
+        )
         output = _output_items(ctx)
         for output_index, item in enumerate(output):
             if item["type"] == "message":
-                _emit_message(ctx, emit, item, output_index)
+                yield from _message_events(ctx, events, item, output_index)
             else:
-                _emit_function_call(ctx, emit, item, output_index)
+                yield from _function_call_events(ctx, events, item, output_index)
         status = "incomplete" if ctx.reply.truncated else "completed"
-        emit(
+        yield events.event(
             {
                 "type": f"response.{status}",
                 "response": _response(ctx, status, output, usage=_usage(ctx)),
             }
         )
-        return events
 
     def stream_error(self, ctx: ReplyContext, kind: ErrorKind, events_sent: int) -> bytes:
         # Production sends the error nested (which makes the SDK raise openai.APIError), then a
@@ -169,31 +167,59 @@ def _text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
 
 
-def _emit_message(ctx: ReplyContext, emit: Any, item: dict[str, Any], output_index: int) -> None:
+class _Sequence:
+    """Numbers the stream's events: `sequence_number` is each event's position, from 0."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def event(self, payload: dict[str, Any], tokens: int = 0) -> StreamEvent:
+        payload["sequence_number"] = self.next
+        self.next += 1
+        return _event(payload), tokens
+
+    def text_delta(self, prefix: str, piece: str) -> StreamEvent:
+        # Text deltas are most of the stream: encoded around a fixed prefix, for speed, into
+        # the same bytes that event() would produce.
+        data = f'{prefix}{dumps_str(piece)},"logprobs":[],"sequence_number":{self.next}}}\n\n'
+        self.next += 1
+        return data.encode(), 1
+
+
+def _message_events(
+    ctx: ReplyContext, events: _Sequence, item: dict[str, Any], output_index: int
+) -> Iterator[StreamEvent]:
     item_id = item["id"]
     where = {"item_id": item_id, "output_index": output_index, "content_index": 0}
-    emit(
+    yield events.event(
         {
             "type": "response.output_item.added",
             "item": {**item, "status": "in_progress", "content": []},
             "output_index": output_index,
         }
     )
-    emit({"type": "response.content_part.added", **where, "part": _text_part("")})
+    yield events.event({"type": "response.content_part.added", **where, "part": _text_part("")})
+    prefix = (
+        "event: response.output_text.delta\n"
+        f'data: {{"type":"response.output_text.delta","item_id":"{item_id}",'
+        f'"output_index":{output_index},"content_index":0,"delta":'
+    )
     for piece in ctx.reply.text:
-        emit({"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}, 1)
+        yield events.text_delta(prefix, piece)
     text = ctx.reply.full_text
-    emit({"type": "response.output_text.done", **where, "text": text, "logprobs": []})
-    emit({"type": "response.content_part.done", **where, "part": _text_part(text)})
-    emit({"type": "response.output_item.done", "item": item, "output_index": output_index})
+    yield events.event({"type": "response.output_text.done", **where, "text": text, "logprobs": []})
+    yield events.event({"type": "response.content_part.done", **where, "part": _text_part(text)})
+    yield events.event(
+        {"type": "response.output_item.done", "item": item, "output_index": output_index}
+    )
 
 
-def _emit_function_call(
-    ctx: ReplyContext, emit: Any, item: dict[str, Any], output_index: int
-) -> None:
+def _function_call_events(
+    ctx: ReplyContext, events: _Sequence, item: dict[str, Any], output_index: int
+) -> Iterator[StreamEvent]:
     assert ctx.reply.tool_call is not None
     where = {"item_id": item["id"], "output_index": output_index}
-    emit(
+    yield events.event(
         {
             "type": "response.output_item.added",
             "item": {**item, "status": "in_progress", "arguments": ""},
@@ -201,8 +227,9 @@ def _emit_function_call(
         }
     )
     for fragment in ctx.reply.tool_call.fragments:
-        emit({"type": "response.function_call_arguments.delta", **where, "delta": fragment}, 1)
-    emit(
+        delta = {"type": "response.function_call_arguments.delta", **where, "delta": fragment}
+        yield events.event(delta, tokens=1)
+    yield events.event(
         {
             "type": "response.function_call_arguments.done",
             **where,
@@ -210,7 +237,9 @@ def _emit_function_call(
             "arguments": item["arguments"],
         }
     )
-    emit({"type": "response.output_item.done", "item": item, "output_index": output_index})
+    yield events.event(
+        {"type": "response.output_item.done", "item": item, "output_index": output_index}
+    )
 
 
 def _response(
