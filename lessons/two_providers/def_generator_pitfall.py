@@ -1,4 +1,4 @@
-"""WRONG: a plain `def` generator is not closed when the client disconnects; the upstream runs on.
+"""Wrong: a plain `def` generator is not closed when the client disconnects; the upstream runs on.
 
 Starlette iterates a sync generator in its threadpool, so unlike sync_client_pitfall.py this does
 not block the event loop and concurrent users are served side by side. The hidden cost: when a

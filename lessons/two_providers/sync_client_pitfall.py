@@ -1,4 +1,4 @@
-"""WRONG: a sync OpenAI client iterated inside an `async def` generator blocks the event loop.
+"""Wrong: a sync OpenAI client iterated inside an `async def` generator blocks the event loop.
 
 This is the original lesson's pattern. Every `for chunk in stream` waits for the network on the
 event loop's own thread, so while one reply streams no other request is served: ten users get
