@@ -91,6 +91,10 @@ async def open_chat_stream(
         )
 
 
+def has_text(chunk: ChatCompletionChunk) -> bool:
+    return bool(chunk.choices and chunk.choices[0].delta.content)
+
+
 def error_event(code: str, message: str, request_id: str) -> str:
     """The one terminal error event, in /chat/stream's shape."""
     return sse_data({"error": message, "code": code, "request_id": request_id, "done": True})
@@ -109,6 +113,7 @@ async def relay_events(
             idle_s=settings.idle_timeout_s,
             keepalive_s=settings.keepalive_interval_s,
             stop=tracker.stop,
+            is_token=has_text,
         ):
             if item is KEEPALIVE:
                 yield sse_comment("ping")

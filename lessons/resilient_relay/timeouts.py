@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Final, Literal, TypeVar
+
+import anyio
 
 T = TypeVar("T")
 
@@ -39,12 +41,14 @@ async def paced(
     idle_s: float,
     keepalive_s: float,
     stop: asyncio.Event | None = None,
+    is_token: Callable[[T], bool] = lambda item: True,
 ) -> AsyncIterator[T | _KeepAlive]:
     """Yield `source`'s items; raise StreamTimeout when it goes quiet for too long.
 
-    Until the first item arrives, the limit is `first_token_s` and KEEPALIVE is yielded every
-    `keepalive_s` so proxies see traffic; after it, each gap may last at most `idle_s`. Setting
-    `stop` raises Draining at the next wait.
+    Until the first token arrives (the first item for which `is_token` is true: providers send
+    a role or start chunk at once, well before any text), the limit is `first_token_s` from the
+    start and KEEPALIVE is yielded every `keepalive_s` so proxies see traffic; after it, each
+    gap may last at most `idle_s`. Setting `stop` raises Draining at the next wait.
 
     The next item is awaited in its own task and the deadline is an `asyncio.timeout` around
     *waiting* for that task, never around `anext()` itself: a timeout that cancelled `anext()`
@@ -56,12 +60,13 @@ async def paced(
     items = aiter(source)
     stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
     got_first = False
+    first_deadline = loop.time() + first_token_s
     pending: asyncio.Future[T] | None = None
     try:
         while True:
             pending = asyncio.ensure_future(anext(items))
             limit = idle_s if got_first else first_token_s
-            deadline = loop.time() + limit
+            deadline = loop.time() + idle_s if got_first else first_deadline
             while not pending.done():
                 tick = deadline if got_first else min(deadline, loop.time() + keepalive_s)
                 waiting = {pending} if stopping is None else {pending, stopping}
@@ -79,14 +84,22 @@ async def paced(
                 item = pending.result()
             except StopAsyncIteration:
                 return
-            got_first = True
+            got_first = got_first or is_token(item)
             yield item
     finally:
-        for task in (pending, stopping):
-            if task is not None and not task.done():
-                task.cancel()
-                # wait() lets this task's own cancellation through but not the child's.
-                await asyncio.wait({task})
-            if task is not None and not task.cancelled():
-                with contextlib.suppress(BaseException):
-                    task.exception()
+        tasks = [t for t in (pending, stopping) if t is not None]
+        for task in tasks:
+            task.cancel()  # a no-op for a finished task
+            task.add_done_callback(_retrieve)
+        if tasks:
+            # Shielded: on a disconnect this runs in a cancelled scope, where a plain await would
+            # be cancelled at once; wait (briefly) so the SDK's iterator has unwound before the
+            # caller closes the upstream.
+            with anyio.move_on_after(1, shield=True):
+                await asyncio.wait(tasks)
+
+
+def _retrieve(task: asyncio.Future[object]) -> None:
+    # Mark the outcome as seen: no "exception was never retrieved" in the log.
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,124 @@
+"""The known traps, measured: a spinning generator, BaseHTTPMiddleware, gzip on event streams."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
+
+from lessons.resilient_relay import (
+    base_middleware_pitfall,
+    gzip_pitfall,
+    spinning_generator_pitfall,
+)
+from lessons.resilient_relay.relay import RelaySettings, create_app
+
+PROMPT = "What is machine learning?"
+INTERVAL_MS = 25  # the canned reply has about 70 tokens: about 1.8 s in all
+
+
+def first_chunk_and_leave(url: str, *, gzip: bool = False) -> float:
+    """Seconds to the first body chunk; then the client leaves."""
+    headers = {"Accept-Encoding": "gzip"} if gzip else {}
+    started = time.monotonic()
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream("POST", f"{url}/chat/stream", json={"message": PROMPT}, headers=headers) as r,
+    ):
+        for chunk in r.iter_raw():
+            if chunk:
+                return time.monotonic() - started
+    raise AssertionError("no body")
+
+
+def test_spinning_generator_starves_the_loop_and_ignores_the_client(mock: Any, serve: Any) -> None:
+    url = serve(spinning_generator_pitfall.app)
+    mock.script(token_interval_ms=INTERVAL_MS)
+    health_s: list[float] = []
+
+    def probe() -> None:
+        time.sleep(0.3)  # the stream is spinning by now
+        started = time.monotonic()
+        httpx.get(f"{url}/health", timeout=10)
+        health_s.append(time.monotonic() - started)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    first_chunk_and_leave(url)
+    prober.join()
+    seen = mock.wait_until_finished(mock.last_request(), timeout=5)
+    # The loop never read the disconnect, so the reply was generated to the end ...
+    assert seen.outcome == "completed"
+    # ... and /health waited for the spinning stream (relative to the mock's own timing).
+    reply_s = seen.finished_at - seen.started_at
+    assert health_s[0] > 0.5 * (reply_s - 0.3)
+
+
+def test_the_resilient_relay_keeps_serving_and_cancels(mock: Any, serve: Any) -> None:
+    url = serve(create_app(RelaySettings()))
+    mock.script(token_interval_ms=INTERVAL_MS)
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream("POST", f"{url}/chat/stream", json={"message": PROMPT}) as r,
+    ):
+        chunks = r.iter_raw()  # kept: a discarded iterator closes the connection
+        next(chunks)
+        started = time.monotonic()
+        assert httpx.get(f"{url}/health", timeout=10).json()["streams"] == 1
+        assert time.monotonic() - started < 0.5
+    seen = mock.wait_until_finished(mock.last_request(), timeout=2)
+    assert seen.outcome == "client_disconnected"
+
+
+def test_passthrough_base_http_middleware_streams_and_sees_disconnects(
+    mock: Any, serve: Any
+) -> None:
+    url = serve(base_middleware_pitfall.passthrough_app)
+    mock.script(token_interval_ms=INTERVAL_MS)
+    assert first_chunk_and_leave(url) < 0.5
+    seen = mock.wait_until_finished(mock.last_request(), timeout=2)
+    assert seen.outcome == "client_disconnected"
+    assert seen.tokens_sent < seen.tokens_planned
+
+
+def test_body_reading_middleware_buffers_and_ignores_disconnects(mock: Any, serve: Any) -> None:
+    url = serve(base_middleware_pitfall.app)
+    mock.script(token_interval_ms=INTERVAL_MS)
+    first_s = first_chunk_and_leave(url)
+    seen = mock.wait_until_finished(mock.last_request(), timeout=5)
+    assert seen.outcome == "completed"
+    # Nothing reached the client before the mock had sent its last token.
+    assert first_s >= 0.9 * (seen.finished_at - seen.started_at)
+
+
+def test_naive_gzip_holds_the_stream_back(mock: Any, serve: Any) -> None:
+    url = serve(gzip_pitfall.app)
+    mock.script(token_interval_ms=INTERVAL_MS)
+    first_s = first_chunk_and_leave(url, gzip=True)
+    seen = mock.wait_until_finished(mock.last_request(), timeout=5)
+    assert first_s >= 0.9 * (seen.finished_at - seen.started_at)
+
+
+def test_starlette_gzip_leaves_event_streams_alone(mock: Any, serve: Any) -> None:
+    app: FastAPI = create_app(RelaySettings())
+    app.add_middleware(GZipMiddleware, minimum_size=10)
+    url = serve(app)
+    mock.script(token_interval_ms=INTERVAL_MS)
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream(
+            "POST",
+            f"{url}/chat/stream",
+            json={"message": PROMPT},
+            headers={"Accept-Encoding": "gzip"},
+        ) as r,
+    ):
+        assert "content-encoding" not in r.headers
+        started = time.monotonic()
+        chunks = r.iter_raw()
+        next(chunks)
+        assert time.monotonic() - started < 0.5
