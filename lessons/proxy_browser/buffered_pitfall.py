@@ -1,4 +1,4 @@
-"""Pitfall: no X-Accel-Buffering header, so nginx's default buffering holds tokens to the end.
+"""Wrong: no X-Accel-Buffering header, so nginx's default buffering holds tokens to the end.
 
 Everything else is the proxy-ready relay of `relay.py`: the app streams correctly, and a client
 talking to it directly sees tokens as they come. Behind nginx with its default `proxy_buffering
