@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
-
 from lessons.relay_core import with_keepalive
 from lessons.sse_basics import native_events
-from lessons.toolkit.sse_parser import SSEComment, SSEDecoder, SSEEvent
+from lessons.toolkit.sse_parser import SSEComment, SSEEvent
+from lessons.toolkit.testkit import collect_sync
 
 
 async def _slow_source(log: list[str], delays: list[float]):
@@ -70,14 +69,8 @@ def test_a_source_error_propagates() -> None:
 def test_events_route_pings_while_the_model_is_slow_to_start(mock, serve) -> None:
     mock.script(prompt_contains="Say hello.", ttft_ms=400)
     url = serve(native_events.create_app(keepalive_interval_s=0.05))
-    items: list[SSEEvent | SSEComment] = []
-    decoder = SSEDecoder(include_comments=True)
-    with (
-        httpx.Client(timeout=10) as client,
-        client.stream("POST", url + "/chat/events", json={"message": "Say hello."}) as response,
-    ):
-        for chunk in response.iter_bytes():
-            items.extend(decoder.feed(chunk))
+    record = collect_sync(url + "/chat/events", {"message": "Say hello."})
+    items: list[SSEEvent | SSEComment] = record.items
     names = ["ping" if isinstance(i, SSEComment) else i.event for i in items]
     first_token = names.index("token")
     # Pings come after start (the provider has answered 200) and before the first token.

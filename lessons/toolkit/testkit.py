@@ -94,6 +94,7 @@ class StreamRecord:
     arrivals: list[float] = field(default_factory=list)  # monotonic, one per event
     comments: list[SSEComment] = field(default_factory=list)
     comment_arrivals: list[float] = field(default_factory=list)
+    items: list[SSEEvent | SSEComment] = field(default_factory=list)  # both, in wire order
     chunks: list[tuple[float, int]] = field(default_factory=list)  # (arrival, size) per chunk
     raw: bytes = b""  # the body as received (after any Content-Encoding is undone)
     incomplete_tail: str | None = None  # an event the stream cut off before its blank line
@@ -174,6 +175,7 @@ class _Recorder:
         record.chunks.append((now, len(chunk)))
         self.raw.extend(chunk)
         for item in self.decoder.feed(chunk):
+            record.items.append(item)
             if isinstance(item, SSEComment):
                 record.comments.append(item)
                 record.comment_arrivals.append(now)
