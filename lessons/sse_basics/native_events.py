@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from itertools import count
 from typing import Annotated, Any
@@ -170,8 +171,11 @@ def make_router(keepalive_interval_s: float = KEEPALIVE_INTERVAL_S) -> APIRouter
     ) -> AsyncIterable[ServerSentEvent]:
         """Events: `start`, `token` (one per text piece), `usage`, then `done`; or `error` as the
         last event if the provider fails mid-reply. `: ping` comments while the model is silent."""
-        async for event in with_keepalive(chat_events_from(opened), keepalive_interval_s, PING):
-            yield event
+        # aclosing: if this generator is closed, the wrapped ones are closed at once, not at GC.
+        events = with_keepalive(chat_events_from(opened), keepalive_interval_s, PING)
+        async with aclosing(events):
+            async for event in events:
+                yield event
 
     return router
 
