@@ -4,7 +4,6 @@ incremental delivery, real usage, the error contract, 422s and cleanup on discon
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,8 @@ from fastapi import FastAPI
 from lessons.mock_providers import Fault
 from lessons.sse_basics import app as combined
 from lessons.sse_basics import chat_stream, native_events, stream_meta
-from lessons.toolkit.sse_parser import SSEDecoder, SSEEvent, iter_sse
+from lessons.toolkit.sse_parser import SSEEvent
+from lessons.toolkit.testkit import StreamRecord, assert_upstream_cancelled, collect_sync
 
 PROMPT = "Say hello."
 # The mock's canned reply to PROMPT, cut into the pieces it streams (its tokenizer is fixed).
@@ -60,7 +60,7 @@ route_param = pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.path)
 
 @dataclass
 class Received:
-    response: httpx.Response
+    record: StreamRecord  # status, headers, events with arrival times, raw bytes (the test kit)
     raw: str
     events: list[tuple[str, dict[str, Any]]]
     ids: list[str | None]
@@ -69,32 +69,23 @@ class Received:
 
 def stream_route(url: str, route: Route, body: Any = None, **kwargs: Any) -> Received:
     """POST to the route and read its events as they arrive, recording the raw wire."""
-    raw: list[bytes] = []
-    events: list[tuple[str, dict[str, Any]]] = []
-    ids: list[str | None] = []
-    first_token_at = None
-    with (
-        httpx.Client(timeout=10) as client,
-        client.stream(
-            "POST", url + route.path, json={"message": PROMPT} if body is None else body, **kwargs
-        ) as response,
-    ):
-        if response.headers["content-type"].startswith("application/json"):
-            response.read()
-            return Received(response, response.text, [], [], None)
-        decoder = SSEDecoder()
-        for chunk in response.iter_bytes():
-            raw.append(chunk)
-            for event in decoder.feed(chunk):
-                assert isinstance(event, SSEEvent)
-                kind, payload = route.kind_of(event)
-                if kind == "token" and first_token_at is None:
-                    first_token_at = time.monotonic()
-                events.append((kind, payload))
-                ids.append(event.id)
-        decoder.close()
-        assert decoder.incomplete_tail is None, "the stream ended in the middle of an event"
-    return Received(response, b"".join(raw).decode(), events, ids, first_token_at)
+    record = collect_sync(
+        url + route.path, {"message": PROMPT} if body is None else body, timeout=10, **kwargs
+    )
+    if record.headers["content-type"].startswith("application/json"):
+        return Received(record, record.raw.decode(), [], [], None)
+    assert record.incomplete_tail is None, "the stream ended in the middle of an event"
+    events = [route.kind_of(event) for event in record.events]
+    token_arrivals = [
+        at for (kind, _), at in zip(events, record.arrivals, strict=True) if kind == "token"
+    ]
+    return Received(
+        record,
+        record.raw.decode(),
+        events,
+        [event.id for event in record.events],
+        token_arrivals[0] if token_arrivals else None,
+    )
 
 
 # --- the happy path ------------------------------------------------------------------------------
@@ -103,8 +94,8 @@ def stream_route(url: str, route: Route, body: Any = None, **kwargs: Any) -> Rec
 @route_param
 def test_streams_the_exact_reply_with_streaming_headers(mock, serve, route: Route) -> None:
     got = stream_route(serve(route.create_app()), route)
-    assert got.response.status_code == 200
-    headers = got.response.headers
+    assert got.record.status == 200
+    headers = got.record.headers
     assert headers["content-type"].startswith("text/event-stream")
     assert headers["cache-control"] == "no-cache"
     assert headers["x-accel-buffering"] == "no"
@@ -130,7 +121,7 @@ def test_streams_the_exact_reply_with_streaming_headers(mock, serve, route: Rout
         assert kinds == ["start"] + ["token"] * len(PIECES) + ["usage", "done"]
         start = got.events[0][1]
         assert start["provider"] == "openai" and start["model"] == "gpt-4o-mini"
-        assert start["request_id"] == got.response.headers["x-request-id"]
+        assert start["request_id"] == got.record.headers["x-request-id"]
         assert got.events[-1][1]["finish_reason"] == "stop"
         # One id per event, in order: a client can tell which event it saw last.
         assert got.ids == [str(n) for n in range(len(got.events))]
@@ -208,8 +199,8 @@ def test_provider_failure_before_the_stream_is_an_http_error(mock, serve, route:
         retry_after = 7 if status == 429 else None
         mock.script(fault=Fault.http_error(status, retry_after=retry_after), times=1)
         got = stream_route(url, route)
-        response = got.response
-        assert response.status_code == expected_status, status
+        response = got.record
+        assert response.status == expected_status, status
         assert response.headers["content-type"] == "application/json"
         body = json.loads(got.raw)
         assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "request_id"}
@@ -235,7 +226,7 @@ def test_provider_failure_mid_stream_is_one_terminal_error_event(mock, serve, ro
 
     mock.script(fault=Fault.error_event(after_tokens=3, kind="server_error"), times=1)
     got = stream_route(url, route)
-    assert got.response.status_code == 200
+    assert got.record.status == 200
     kinds = [kind for kind, _ in got.events]
     assert kinds.count("token") == 3
     assert kinds[-1] == "error" and kinds.count("error") == 1 and "done" not in kinds
@@ -243,7 +234,7 @@ def test_provider_failure_mid_stream_is_one_terminal_error_event(mock, serve, ro
     assert error["code"] == "provider_error"
     message = error["error"] if route.path == "/chat/stream" else error["message"]
     assert message == "The model provider failed to produce a reply."
-    assert error["request_id"] == got.response.headers["x-request-id"]
+    assert error["request_id"] == got.record.headers["x-request-id"]
     if route.path == "/chat/stream":
         assert error["done"] is True
     # The raw wire ends with that event: nothing after it.
@@ -285,13 +276,11 @@ def test_invalid_bodies_get_422_with_a_readable_message(mock, serve, route: Rout
 def test_client_disconnect_cancels_the_upstream_stream(mock, serve, route: Route) -> None:
     mock.script(prompt_contains=LONG_PROMPT, token_interval_ms=30)
     url = serve(route.create_app())
-    with (
-        httpx.Client(timeout=10) as client,
-        client.stream("POST", url + route.path, json={"message": LONG_PROMPT}) as response,
-    ):
-        for event in iter_sse(response):
-            if route.kind_of(event)[0] == "token":
-                break  # leave after the first token: the with-block closes the connection
+    # Leave after the first token: the kit closes the connection after that many events.
+    first_token = 1 if route.path == "/chat/stream" else 2  # the others send `start` first
+    record = collect_sync(url + route.path, {"message": LONG_PROMPT}, stop_after=first_token)
+    assert route.kind_of(record.events[-1])[0] == "token"
+    assert_upstream_cancelled(mock)
     request = mock.wait_until_finished(mock.last_request(), timeout=5)
     assert request.outcome == "client_disconnected"
     assert request.tokens_sent < request.tokens_planned
