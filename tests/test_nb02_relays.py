@@ -11,6 +11,8 @@ import pytest
 from lessons.mock_providers import Fault
 from lessons.relay_core.errors import MESSAGES
 from lessons.toolkit.sse_parser import SSEEvent, parse_sse
+from lessons.toolkit.testkit import StreamRecord, collect_sync
+from lessons.toolkit.testkit import assert_streaming_headers as kit_assert_streaming_headers
 from lessons.two_providers import anthropic_stream, relay, responses_stream
 from lessons.two_providers.app import app as combined_app
 
@@ -19,25 +21,20 @@ HELLO_PIECES = ["Hello", "!", " How", " can", " I", " help", " you", " today", "
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-def post_stream(url: str, path: str, body: dict[str, Any]) -> tuple[httpx.Response, str]:
-    """POST and read the whole body as the raw text that went over the wire."""
-    with (
-        httpx.Client(base_url=url, timeout=30) as client,
-        client.stream("POST", path, json=body) as response,
-    ):
-        raw = "".join(response.iter_text())
-    return response, raw
+def post_stream(url: str, path: str, body: dict[str, Any]) -> tuple[StreamRecord, str]:
+    """POST through the test kit; the record, and the raw text that went over the wire."""
+    record = collect_sync(url + path, body, timeout=30)
+    return record, record.raw.decode()
 
 
 def events_of(raw: str) -> list[SSEEvent]:
     return [item for item in parse_sse(raw) if isinstance(item, SSEEvent)]
 
 
-def assert_streaming_headers(response: httpx.Response) -> None:
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/event-stream")
+def assert_streaming_headers(record: StreamRecord) -> None:
+    kit_assert_streaming_headers(record)
     for name, value in STREAM_HEADERS.items():
-        assert response.headers[name] == value
+        assert record.headers[name] == value
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
@@ -80,7 +77,7 @@ def test_relay_streams_unified_events(mock: Any, serve: Any, provider: str) -> N
 def test_relay_without_system_sends_none(mock: Any, serve: Any) -> None:
     url = serve(relay.app)
     response, raw = post_stream(url, "/relay/stream", {"provider": "anthropic", "message": "Hi"})
-    assert response.status_code == 200
+    assert response.status == 200
     assert events_of(raw)[-1].event == "done"
     assert "system" not in mock.last_request().body
 
