@@ -35,12 +35,11 @@ def chat_body(prompt: str = ML_PROMPT, **extra: Any) -> dict[str, Any]:
 def token_arrivals(served: ServedMock, prompt: str = HELLO_PROMPT) -> list[float]:
     """Seconds from sending the request to each content token's arrival at the client."""
     arrivals: list[float] = []
-    with httpx.Client() as client:
-        started = time.monotonic()
-        with client.stream("POST", served.url + CHAT, json=chat_body(prompt)) as response:
-            for line in response.iter_lines():
-                if '"content":"' in line and '"content":""' not in line:
-                    arrivals.append(time.monotonic() - started)
+    started = time.monotonic()
+    with served.http.stream("POST", CHAT, json=chat_body(prompt)) as response:
+        for line in response.iter_lines():
+            if '"content":"' in line and '"content":""' not in line:
+                arrivals.append(time.monotonic() - started)
     return arrivals
 
 
@@ -136,21 +135,21 @@ def test_rules_target_requests_by_prompt_model_and_endpoint(served: ServedMock) 
     by_model = mock.script(Fault.http_error(503), model="gpt-broken", times=None)
     by_endpoint = mock.script(Fault.http_error(529), endpoint="messages", times=None)
     statuses = [
-        httpx.post(served.url + CHAT, json=chat_body(prompt)).status_code
+        served.http.post(CHAT, json=chat_body(prompt)).status_code
         for prompt in ("fine", "please FAIL-ME now", "fine again")
     ]
     assert statuses == [200, 500, 200]
     broken = chat_body(model="gpt-broken")
-    assert httpx.post(served.url + CHAT, json=broken).status_code == 503
+    assert served.http.post(CHAT, json=broken).status_code == 503
     anthropic_body = {"model": ANTHROPIC_MODEL, "max_tokens": 5, "messages": user("hi")}
-    assert httpx.post(served.url + "/v1/messages", json=anthropic_body).status_code == 529
+    assert served.http.post("/v1/messages", json=anthropic_body).status_code == 529
     assert (by_prompt.used, by_model.used, by_endpoint.used) == (1, 1, 1)
 
 
 def test_times_limits_a_rule_and_rules_apply_in_order(served: ServedMock) -> None:
     served.mock.script(Fault.http_error(429), times=2)
     served.mock.script(Fault.http_error(500), times=1)
-    statuses = [httpx.post(served.url + CHAT, json=chat_body()).status_code for _ in range(4)]
+    statuses = [served.http.post(CHAT, json=chat_body()).status_code for _ in range(4)]
     assert statuses == [429, 429, 500, 200]
     assert [rule.exhausted for rule in served.mock.rules] == [True, True]
 
@@ -176,7 +175,7 @@ def test_a_rule_targets_one_of_two_concurrent_streams(served: ServedMock) -> Non
 def test_reset_forgets_rules_and_observations(served: ServedMock) -> None:
     served.mock.script(Fault.http_error(500), times=None)
     served.mock.reset()
-    assert httpx.post(served.url + CHAT, json=chat_body()).status_code == 200
+    assert served.http.post(CHAT, json=chat_body()).status_code == 200
     served.mock.reset()
     assert served.mock.requests == [] and served.mock.rules == []
     with pytest.raises(LookupError):
@@ -244,10 +243,7 @@ def test_observations_of_each_endpoint(served: ServedMock) -> None:
 
 def test_requests_are_snapshots(served: ServedMock) -> None:
     served.mock.set_timing(token_interval_ms=5)
-    with (
-        httpx.Client() as client,
-        client.stream("POST", served.url + CHAT, json=chat_body()) as response,
-    ):
+    with served.http.stream("POST", CHAT, json=chat_body()) as response:
         lines = response.iter_lines()
         while '"content":"M' not in next(lines):
             pass
@@ -262,10 +258,7 @@ def test_requests_are_snapshots(served: ServedMock) -> None:
 
 def test_wait_until_finished_times_out_on_a_stalled_stream(served: ServedMock) -> None:
     served.mock.script(Fault.stall(after_tokens=1, seconds=0.3))
-    with (
-        httpx.Client() as client,
-        client.stream("POST", served.url + CHAT, json=chat_body()) as response,
-    ):
+    with served.http.stream("POST", CHAT, json=chat_body()) as response:
         # Keep the iterator: dropping it would close the response, and so the connection.
         chunks = response.iter_raw()
         next(chunks)
@@ -276,9 +269,7 @@ def test_wait_until_finished_times_out_on_a_stalled_stream(served: ServedMock) -
 
 
 def test_wait_for_requests_from_another_thread(served: ServedMock) -> None:
-    sender = threading.Timer(
-        0.05, lambda: httpx.post(served.url + CHAT, json=chat_body(stream=False))
-    )
+    sender = threading.Timer(0.05, lambda: served.http.post(CHAT, json=chat_body(stream=False)))
     sender.start()
     (request,) = served.mock.wait_for_requests(1, timeout=2)
     sender.join()
@@ -318,10 +309,7 @@ def test_a_gone_client_is_noticed_within_milliseconds_and_generation_stops(
 
 def test_a_client_gone_during_a_stall_is_noticed(served: ServedMock) -> None:
     served.mock.script(Fault.stall(after_tokens=2, seconds=10))
-    with (
-        httpx.Client() as client,
-        client.stream("POST", served.url + CHAT, json=chat_body()) as response,
-    ):
+    with served.http.stream("POST", CHAT, json=chat_body()) as response:
         chunks = response.iter_raw()
         next(chunks)
         time.sleep(0.05)

@@ -109,8 +109,8 @@ def test_anthropic_http_errors(
 
 def test_openai_429_carries_the_real_headers_and_internal_details(served: ServedMock) -> None:
     served.mock.script(Fault.http_error(429, retry_after=20))
-    response = httpx.post(
-        f"{served.url}/v1/chat/completions",
+    response = served.http.post(
+        "/v1/chat/completions",
         json={"model": OPENAI_MODEL, "messages": user(ML_PROMPT), "stream": True},
     )
     assert response.status_code == 429
@@ -126,8 +126,8 @@ def test_openai_429_carries_the_real_headers_and_internal_details(served: Served
 
 def test_anthropic_429_carries_the_real_headers_and_internal_details(served: ServedMock) -> None:
     served.mock.script(Fault.http_error(429, retry_after=3))
-    response = httpx.post(
-        f"{served.url}/v1/messages",
+    response = served.http.post(
+        "/v1/messages",
         headers={"authorization": "Bearer test-key"},
         json={"model": ANTHROPIC_MODEL, "max_tokens": 10, "messages": user(ML_PROMPT)},
     )
@@ -258,10 +258,9 @@ def test_drop_leaves_the_chunked_body_unterminated(served: ServedMock) -> None:
     served.mock.script(Fault.drop(after_tokens=2))
     received = b""
     with (
-        httpx.Client() as client,
-        client.stream(
+        served.http.stream(
             "POST",
-            f"{served.url}/v1/chat/completions",
+            "/v1/chat/completions",
             json={"model": OPENAI_MODEL, "messages": user(ML_PROMPT), "stream": True},
         ) as response,
         pytest.raises(httpx.RemoteProtocolError),
@@ -332,7 +331,7 @@ OPENAI_BAD_BODIES = [
 
 @pytest.mark.parametrize(("body", "param", "code"), OPENAI_BAD_BODIES)
 def test_chat_bad_requests(served: ServedMock, body: bytes, param: str | None, code: str) -> None:
-    response = httpx.post(f"{served.url}/v1/chat/completions", content=body)
+    response = served.http.post("/v1/chat/completions", content=body)
     assert response.status_code == 400
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
@@ -355,7 +354,7 @@ def test_chat_bad_requests(served: ServedMock, body: bytes, param: str | None, c
 )
 def test_anthropic_bad_requests(served: ServedMock, body: Any, message: str) -> None:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    response = httpx.post(f"{served.url}/v1/messages", content=content)
+    response = served.http.post("/v1/messages", content=content)
     assert response.status_code == 400
     payload = response.json()
     assert payload["type"] == "error"
@@ -376,10 +375,10 @@ def test_bad_requests_through_the_sdks(served: ServedMock) -> None:
 
 
 def test_unknown_paths_get_each_providers_404(served: ServedMock) -> None:
-    openai_404 = httpx.get(f"{served.url}/v1/models/nope")
+    openai_404 = served.http.get("/v1/models/nope")
     assert openai_404.status_code == 404
     assert openai_404.json()["error"]["message"] == "Invalid URL (GET /v1/models/nope)"
-    anthropic_404 = httpx.get(f"{served.url}/v1/messages")
+    anthropic_404 = served.http.get("/v1/messages")
     assert anthropic_404.status_code == 404
     assert anthropic_404.json()["error"]["type"] == "not_found_error"
     assert served.mock.requests == []

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from lessons.mock_providers import Fault, MockProviders
@@ -94,11 +93,10 @@ CASES: dict[str, tuple[str, dict[str, Any], Fault | None, int]] = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden_transcript(_mock_server: Any, name: str) -> None:
     path, body, fault, status = CASES[name]
-    switch, url = _mock_server
-    switch.mock = MockProviders(seed=SEED, created=CREATED)
+    _mock_server.app.mock = mock = MockProviders(seed=SEED, created=CREATED)
     if fault is not None:
-        switch.mock.script(fault)
-    response = httpx.post(url + path, json=body, headers={"authorization": "Bearer test-key"})
+        mock.script(fault)
+    response = _mock_server.http.post(path, json=body, headers={"authorization": "Bearer test-key"})
     assert response.status_code == status
     golden = GOLDEN / name
     if UPDATE:

@@ -452,10 +452,9 @@ def test_anthropic_answers_a_tool_result_in_prose(served: ServedMock) -> None:
 
 
 def test_anthropic_accepts_x_api_key(served: ServedMock) -> None:
-    import httpx
 
-    response = httpx.post(
-        f"{served.url}/v1/messages?beta=true",
+    response = served.http.post(
+        "/v1/messages?beta=true",
         headers={"x-api-key": "test-key", "anthropic-version": "2023-06-01"},
         json={"model": ANTHROPIC_MODEL, "max_tokens": 50, "messages": user(HELLO_PROMPT)},
     )
