@@ -1,6 +1,6 @@
 """The provider-neutral view of a request that the mock answers, and the 400 for bad ones."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -41,7 +41,6 @@ class Conversation:
     # The text of a tool result that ends the conversation: the model then answers in prose.
     tool_result: str | None = None
     thinking: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def all_text(self) -> str:

@@ -42,10 +42,6 @@ class ObservedRequest:
     body: Any = None
 
     @property
-    def finished(self) -> bool:
-        return self.finished_at is not None
-
-    @property
     def ttft(self) -> float | None:
         """Seconds from the request's arrival to its first token leaving the mock."""
         if self.first_token_at is None:
