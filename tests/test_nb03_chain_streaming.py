@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from lessons.chain_streaming import (
 from lessons.mock_providers import OPENAI_ORGANIZATION, OPENAI_PROJECT, Fault
 from lessons.mock_providers.replies import CANNED_REPLIES
 from lessons.relay_core.errors import MESSAGES, ErrorCode
-from lessons.toolkit.sse_parser import parse_sse
+from lessons.toolkit.testkit import StreamRecord, collect_sync
 
 QUESTION = "What is machine learning?"
 ANSWER = CANNED_REPLIES["what is machine learning?"]
@@ -31,23 +32,44 @@ MODULES = {
 }
 
 
-def post(url: str, body: Any) -> httpx.Response:
-    with httpx.Client(timeout=20) as client:
-        return client.post(url, json=body)
+@dataclass(frozen=True)
+class Reply:
+    """What the test kit recorded, under the httpx.Response names these tests read."""
+
+    record: StreamRecord
+
+    @property
+    def status_code(self) -> int:
+        return self.record.status
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self.record.headers
+
+    @property
+    def text(self) -> str:
+        return self.record.raw.decode()
+
+    def json(self) -> Any:
+        return self.record.body_json()
 
 
-def events_of(response: httpx.Response) -> list[Any]:
-    return list(parse_sse(response.text))
+def post(url: str, body: Any) -> Reply:
+    return Reply(collect_sync(url, body, timeout=20))
 
 
-def text_of(route: str, response: httpx.Response) -> str:
+def events_of(response: Reply) -> list[Any]:
+    return list(response.record.events)
+
+
+def text_of(route: str, response: Reply) -> str:
     events = events_of(response)
     if route == "/langchain/stream":
         return "".join(e.json().get("token", "") for e in events)
     return "".join(e.json()["text"] for e in events if e.event == "token")
 
 
-def assert_streaming_headers(response: httpx.Response) -> None:
+def assert_streaming_headers(response: Reply) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["cache-control"] == "no-cache"
@@ -128,16 +150,12 @@ def test_tokens_reach_the_client_before_the_reply_ends(mock, serve) -> None:
     mock.set_timing(ttft_ms=0, token_interval_ms=40)
     url = serve(combined.create_app())
     for route in ROUTES:
-        with (
-            httpx.Client(timeout=20) as client,
-            client.stream("POST", f"{url}{route}", json={"message": "Say hello."}) as r,
-        ):
-            started = time.monotonic()
-            arrivals = [
-                time.monotonic() - started
-                for line in r.iter_lines()
-                if line.startswith("data:") and ("token" in line or "text" in line)
-            ]
+        record = collect_sync(f"{url}{route}", {"message": "Say hello."}, timeout=20)
+        arrivals = [
+            at - record.started_at
+            for event, at in zip(record.events, record.arrivals, strict=True)
+            if "token" in event.data or "text" in event.data
+        ]
         # 10 pieces 40 ms apart: a buffering relay would deliver them all at once at the end.
         assert arrivals[-1] - arrivals[0] > 0.15, (route, arrivals)
 
@@ -233,7 +251,7 @@ def test_an_unreachable_provider_is_a_503(monkeypatch, serve) -> None:
 # --- errors after the stream started: one terminal error event -----------------------------
 
 
-def _terminal_error(route: str, response: httpx.Response) -> dict[str, Any]:
+def _terminal_error(route: str, response: Reply) -> dict[str, Any]:
     events = events_of(response)
     last = events[-1].json()
     if route == "/langchain/stream":
@@ -292,13 +310,13 @@ def test_a_stalled_provider_times_out_with_an_error_event(mock, serve) -> None:
 def test_a_client_disconnect_cancels_the_provider_stream(mock, serve, route) -> None:
     mock.set_timing(ttft_ms=0, token_interval_ms=50)
     url = serve(MODULES[route].create_app())
-    with (
-        httpx.Client(timeout=20) as client,
-        client.stream("POST", f"{url}{route}", json={"message": QUESTION}) as response,
-    ):
-        for line in response.iter_lines():
-            if line.startswith("data:") and ('"token"' in line or '"text"' in line):
-                break
+    # Leave at the first token: the kit closes the connection there.
+    collect_sync(
+        f"{url}{route}",
+        {"message": QUESTION},
+        timeout=20,
+        stop_when=lambda event: '"token"' in event.data or '"text"' in event.data,
+    )
     observed = mock.last_request()
     mock.wait_until_finished(observed, timeout=5.0)
     observed = mock.last_request()
