@@ -145,6 +145,20 @@ def test_collect_async_twin_and_stop_after(serve) -> None:
         assert_one_terminal_event(record)
 
 
+def test_collect_stop_when_and_on_event(serve) -> None:
+    url = serve(ticking_app.app)
+    seen: list[tuple[str, float]] = []
+    record = collect_sync(
+        f"{url}/ticks?count=50&interval_ms=5",
+        method="GET",
+        stop_when=lambda event: event.id == "4",
+        on_event=lambda event, at: seen.append((event.data, at)),
+    )
+    assert record.stopped_early and [e.id for e in record.events] == ["1", "2", "3", "4"]
+    assert seen == list(zip([e.data for e in record.events], record.arrivals, strict=True))
+    assert record.items == record.events  # no comments on this stream
+
+
 @pytest.mark.parametrize("use_async", [False, True])
 def test_an_endless_stream_fails_the_test_instead_of_hanging_it(serve, use_async: bool) -> None:
     url = f"{serve(ticking_app.app)}/ticks?count=1000&interval_ms=20"

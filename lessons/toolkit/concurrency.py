@@ -26,7 +26,8 @@ import httpx
 
 from lessons.toolkit.background import BackgroundServer
 from lessons.toolkit.providers import MOCK_ANTHROPIC_KEY, MOCK_OPENAI_KEY
-from lessons.toolkit.sse_parser import SSEEvent, aiter_sse
+from lessons.toolkit.sse_parser import SSEEvent
+from lessons.toolkit.testkit import collect
 
 
 def token_text(event: SSEEvent) -> str | None:
@@ -139,25 +140,25 @@ async def _one_stream(
     record: StreamRecord,
     t0: float,
     first_token: asyncio.Event,
+    timeout_s: float,
 ) -> None:
-    async with client.stream("POST", url, json=body) as response:
-        record.status = response.status_code
-        if response.status_code != 200:
-            await response.aread()
-            return
-        async for item in aiter_sse(response):
-            if not isinstance(item, SSEEvent):
-                continue
-            record.events.append(item)
-            text = token_text(item)
-            if text is not None:
-                now = (time.perf_counter() - t0) * 1000
-                if record.first_token_ms is None:
-                    record.first_token_ms = now
-                    first_token.set()
-                record.last_token_ms = now
-                record.tokens.append(text)
-    record.finished_ms = (time.perf_counter() - t0) * 1000
+    def seen(event: SSEEvent, arrival: float) -> None:
+        text = token_text(event)
+        if text is not None:
+            now = (arrival - t0) * 1000
+            if record.first_token_ms is None:
+                record.first_token_ms = now
+                first_token.set()
+            record.last_token_ms = now
+            record.tokens.append(text)
+
+    # The streaming test kit reads the stream; this module only keeps what it measures.
+    got = await collect(url, body, client=client, timeout=timeout_s, on_event=seen)
+    record.status = got.status
+    if got.status != 200:
+        return
+    record.events = got.events
+    record.finished_ms = ((got.finished_at or time.monotonic()) - t0) * 1000
 
 
 async def measure_streams(
@@ -189,12 +190,15 @@ async def measure_streams(
     async with httpx.AsyncClient(
         base_url=base_url, timeout=read_timeout_s, limits=limits
     ) as client:
-        t0 = time.perf_counter()
-        tasks = [_one_stream(client, path, body, r, t0, first_token) for r in records]
+        # time.monotonic(): the clock of the test kit's arrival times.
+        t0 = time.monotonic()
+        tasks = [
+            _one_stream(client, path, body, r, t0, first_token, read_timeout_s) for r in records
+        ]
         if probe is not None:
             tasks.append(probe_once(client))
         await asyncio.gather(*tasks)
-        wall_ms = (time.perf_counter() - t0) * 1000
+        wall_ms = (time.monotonic() - t0) * 1000
     return ConcurrencyRun(
         label or path, concurrency, records, wall_ms, probe_ms[0] if probe_ms else None
     )
@@ -204,15 +208,17 @@ async def disconnect_after_first_token(
     base_url: str, path: str, body: dict[str, Any], *, read_timeout_s: float = 30.0
 ) -> str:
     """Read a stream until its first token, then hang up; returns that token's text."""
-    async with (
-        httpx.AsyncClient(base_url=base_url, timeout=read_timeout_s) as client,
-        client.stream("POST", path, json=body) as response,
-    ):
-        response.raise_for_status()
-        async for item in aiter_sse(response):
-            if isinstance(item, SSEEvent) and (text := token_text(item)) is not None:
-                return text  # leaving the `async with` closes the connection
-    raise AssertionError("the stream ended before its first token")
+    got = await collect(
+        base_url + path,
+        body,
+        timeout=read_timeout_s,
+        stop_when=lambda event: token_text(event) is not None,
+    )
+    if got.status != 200:
+        raise AssertionError(f"HTTP {got.status}: {got.raw[:200]!r}")
+    if not got.stopped_early:
+        raise AssertionError("the stream ended before its first token")
+    return token_text(got.events[-1]) or ""
 
 
 def upstream_after_disconnect(mock: Any, *, timeout: float = 10.0) -> Any:

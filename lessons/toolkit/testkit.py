@@ -156,9 +156,17 @@ class StreamTimeoutError(AssertionError):
 class _Recorder:
     """Feeds chunks to the SSE decoder and stamps what each chunk completed."""
 
-    def __init__(self, record: StreamRecord, stop_after: int | None) -> None:
+    def __init__(
+        self,
+        record: StreamRecord,
+        stop_after: int | None,
+        stop_when: Callable[[SSEEvent], bool] | None = None,
+        on_event: Callable[[SSEEvent, float], None] | None = None,
+    ) -> None:
         self.record = record
         self.stop_after = stop_after
+        self.stop_when = stop_when
+        self.on_event = on_event
         self.decoder = SSEDecoder(include_comments=True)
         self.raw = bytearray()
 
@@ -182,7 +190,11 @@ class _Recorder:
             else:
                 record.events.append(item)
                 record.arrivals.append(now)
-                if self.stop_after is not None and len(record.events) >= self.stop_after:
+                if self.on_event is not None:
+                    self.on_event(item, now)
+                if (self.stop_after is not None and len(record.events) >= self.stop_after) or (
+                    self.stop_when is not None and self.stop_when(item)
+                ):
                     record.stopped_early = True
                     return True
         return False
@@ -206,12 +218,15 @@ async def collect(
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,  # noqa: ASYNC109 (a bound on the whole stream, applied inside)
     stop_after: int | None = None,
+    stop_when: Callable[[SSEEvent], bool] | None = None,
+    on_event: Callable[[SSEEvent, float], None] | None = None,
 ) -> StreamRecord:
     """Stream one request and record it. ``stop_after=N`` closes the connection after N events
-    (a client that goes away). A stream that does not end within ``timeout`` seconds fails the
-    test with ``StreamTimeoutError`` instead of hanging it."""
+    (a client that goes away), ``stop_when(event)`` after the first event it accepts;
+    ``on_event(event, arrival)`` sees each event as it arrives. A stream that does not end within
+    ``timeout`` seconds fails the test with ``StreamTimeoutError`` instead of hanging it."""
     record = StreamRecord(url=url)
-    recorder = _Recorder(record, stop_after)
+    recorder = _Recorder(record, stop_after, stop_when, on_event)
     own = client is None
     http = client or httpx.AsyncClient(timeout=timeout)
     try:
@@ -239,13 +254,15 @@ def collect_sync(
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,
     stop_after: int | None = None,
+    stop_when: Callable[[SSEEvent], bool] | None = None,
+    on_event: Callable[[SSEEvent, float], None] | None = None,
 ) -> StreamRecord:
     """The synchronous twin of ``collect`` (for plain pytest functions and notebook cells).
 
     The bound is checked as chunks arrive and by httpx's read timeout while none do.
     """
     record = StreamRecord(url=url)
-    recorder = _Recorder(record, stop_after)
+    recorder = _Recorder(record, stop_after, stop_when, on_event)
     own = client is None
     http = client or httpx.Client(timeout=timeout)
     record.started_at = time.monotonic()
