@@ -42,6 +42,11 @@ class ObservedRequest:
     body: Any = None
 
     @property
+    def finished(self) -> bool:
+        """True once the mock has stopped answering (whatever the outcome)."""
+        return self.finished_at is not None
+
+    @property
     def ttft(self) -> float | None:
         """Seconds from the request's arrival to its first token leaving the mock."""
         if self.first_token_at is None:
