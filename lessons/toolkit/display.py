@@ -18,6 +18,16 @@ def project_path(relative: str) -> Path:
     return path
 
 
+# Highlighting language and the comment syntax for the "which file is this" header line.
+_LANGUAGES = {
+    ".py": ("python", "# {}"),
+    ".html": ("html", "<!-- {} -->"),
+    ".js": ("javascript", "// {}"),
+    ".conf": ("nginx", "# {}"),
+    ".toml": ("toml", "# {}"),
+}
+
+
 def show_source(relative: str, start: int | None = None, end: int | None = None) -> Code:
     """Display a project file (optionally lines start..end, 1-based, inclusive) with highlighting.
 
@@ -27,5 +37,6 @@ def show_source(relative: str, start: int | None = None, end: int | None = None)
     first = 1 if start is None else start
     last = len(lines) if end is None else end
     excerpt = "\n".join(lines[first - 1 : last])
-    header = f"# {relative}" + (f" (lines {first}-{last})" if start or end else "")
-    return Code(f"{header}\n{excerpt}\n", language="python")
+    language, comment = _LANGUAGES.get(Path(relative).suffix, ("text", "{}"))
+    header = comment.format(relative + (f" (lines {first}-{last})" if start or end else ""))
+    return Code(f"{header}\n{excerpt}\n", language=language)
