@@ -117,6 +117,9 @@ RELAYS = [
     RelaySpec(
         "nb03-chain-events", "lessons.chain_streaming.chain_events", "/chain/events", MESSAGE
     ),
+    # Notebooks 04 and 06: the relay the test kit drives, and the proxy-ready relay.
+    RelaySpec("nb04-chat-app", "lessons.testing_streams.chat_app", "/chat/stream", MESSAGE),
+    RelaySpec("nb06-relay", "lessons.proxy_browser.relay", "/chat/stream", MESSAGE),
     # Notebook 05: this notebook's relays.
     RelaySpec(
         "nb05-resilient",

@@ -1,4 +1,4 @@
-"""A BaseHTTPMiddleware that reads the response body: the stream is buffered and never cancelled.
+"""Wrong: a BaseHTTPMiddleware that reads the response body buffers the stream, never cancels.
 
 In Starlette 1.10 a BaseHTTPMiddleware that just returns `call_next`'s response is fine: chunks
 pass through and a client disconnect still cancels the generator (notebook 05 measures both).
@@ -9,7 +9,7 @@ noticed, so the upstream runs to the end.
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
@@ -36,7 +36,9 @@ class BodyLoggingMiddleware(BaseHTTPMiddleware):
         return Response(body, status_code=response.status_code, headers=dict(response.headers))
 
 
-def create_pitfall_app(middleware: type[BaseHTTPMiddleware], settings: RelaySettings | None = None):
+def create_pitfall_app(
+    middleware: type[BaseHTTPMiddleware], settings: RelaySettings | None = None
+) -> FastAPI:
     app = create_app(settings)
     app.add_middleware(middleware)
     return app

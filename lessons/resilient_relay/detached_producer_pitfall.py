@@ -1,4 +1,4 @@
-"""Pumps the upstream in a background task: when the client leaves, the provider keeps generating.
+"""Wrong: the upstream is pumped by a task nothing cancels, so a client that leaves changes nothing.
 
 A common shape (producer task fills a queue, the response drains it) that decouples the upstream
 from the response's lifetime: the disconnect cancels the response, not the pump, so the whole
@@ -34,6 +34,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.openai = openai.AsyncOpenAI(max_retries=0)
     app.state.pumps = set()
     yield
+    # Only at shutdown does anything stop the pumps (a client leaving never does).
+    for task in app.state.pumps:
+        task.cancel()
+    await asyncio.gather(*app.state.pumps, return_exceptions=True)
     await app.state.openai.close()
 
 

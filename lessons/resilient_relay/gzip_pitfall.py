@@ -1,4 +1,4 @@
-"""A gzip middleware that never flushes: compressed SSE sits in the compressor, nothing streams.
+"""Wrong: a gzip middleware that never flushes holds compressed SSE back until the reply ends.
 
 Starlette 1.10's own GZipMiddleware is safe for SSE twice over: `text/event-stream` is in its
 default `exclude_content_types`, and even when compressing a stream it flushes the compressor
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import zlib
 
+from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,7 +49,7 @@ class NaiveGZipMiddleware:
         await self.app(scope, receive, send_compressed)
 
 
-def create_pitfall_app(settings: RelaySettings | None = None):
+def create_pitfall_app(settings: RelaySettings | None = None) -> FastAPI:
     app = create_app(settings)
     app.add_middleware(NaiveGZipMiddleware)
     return app

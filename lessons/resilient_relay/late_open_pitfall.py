@@ -1,4 +1,4 @@
-"""Opens the provider stream inside the generator: a 429 or 500 becomes a 200 with an error event.
+"""Wrong: opening the provider stream in the generator turns a 429 or 500 into a 200.
 
 The original lesson's shape. By the time the provider refuses, the 200 and headers are sent,
 so a rate limit cannot be a 429 with Retry-After, and clients and monitors count it a success.

@@ -1,4 +1,4 @@
-"""Frees its stream slot only when a reply completes: after one failure, every request gets 429.
+"""Wrong: the stream slot is freed only when a reply completes; failures leak it until all get 429.
 
 The concurrency limit is released on the happy path only, not in `finally`, so each error or
 disconnect leaks a slot until the server refuses everyone.

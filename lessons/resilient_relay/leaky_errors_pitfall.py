@@ -1,4 +1,4 @@
-"""Sends str(exc) to the client: provider error bodies, request ids and internals leak out.
+"""Wrong: sends str(exc) to the client: provider error bodies, request ids and internals leak out.
 
 Everything else is right (stream opened before the 200, one terminal event, upstream closed), so
 the fault matrix shows that only its "nothing secret or internal" check fails.

@@ -1,4 +1,4 @@
-"""Has no limit on silence: a stalled provider holds the client's connection open for minutes.
+"""Wrong: no limit on silence, so a stalled provider holds the connection open for minutes.
 
 Correct in every other way. The SDK's default read timeout (600 s) is the only bound, so a
 client behind a proxy is cut at the proxy's idle limit with no terminal event, and the slot,

@@ -1,4 +1,4 @@
-"""Swallows a mid-stream failure and just stops: the client gets no terminal event at all.
+"""Wrong: swallows a mid-stream failure and just stops: the client gets no terminal event at all.
 
 The client cannot tell "the reply was short" from "the reply broke": the text simply ends.
 """

@@ -1,4 +1,4 @@
-"""Busy-polls a queue without awaiting: the event loop starves and a disconnect goes unnoticed.
+"""Wrong: a loop that never awaits starves the event loop and never sees the client leave.
 
 A sync SDK call runs in a thread and fills a `queue.Queue`; the response generator polls it with
 `get_nowait()` in a loop that never awaits. While it spins, no other coroutine runs: other

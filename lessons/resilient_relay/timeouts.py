@@ -93,9 +93,10 @@ async def paced(
             task.add_done_callback(_retrieve)
         if tasks:
             # Shielded: on a disconnect this runs in a cancelled scope, where a plain await would
-            # be cancelled at once; wait (briefly) so the SDK's iterator has unwound before the
-            # caller closes the upstream.
-            with anyio.move_on_after(1, shield=True):
+            # be cancelled at once. Wait until the cancelled read has unwound, however long the
+            # HTTP client takes: closing the upstream under a read still in progress leaves the
+            # client's generators half-run (they are later finalised mid-await, with errors).
+            with anyio.CancelScope(shield=True):
                 await asyncio.wait(tasks)
 
 

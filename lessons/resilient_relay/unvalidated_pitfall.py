@@ -1,4 +1,4 @@
-"""Takes `request: dict` as the original lesson did: an empty or huge message still costs a call.
+"""Wrong: a `dict` body as in the original lesson, so empty or huge messages cost a provider call.
 
 No model, no bounds: `{}` becomes an empty prompt, 10 MB of text is forwarded as it is, and a
 malformed body is an internal error instead of a readable 422.
