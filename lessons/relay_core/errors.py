@@ -64,11 +64,14 @@ STATUSES: dict[ErrorCode, int] = {
 }
 
 _STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
+# openai 3.x and anthropic 2.x run on httpx2; an error raised while reading a stream can reach
+# the caller as the transport's own exception rather than the SDK's wrapper (anthropic does this).
 _TIMEOUTS = (
     openai.APITimeoutError,
     anthropic.APITimeoutError,
     TimeoutError,
     httpx.TimeoutException,
+    httpx2.TimeoutException,
 )
 _CONNECTION_ERRORS = (
     openai.APIConnectionError,
@@ -117,14 +120,18 @@ def _provider_error_type(exc: BaseException) -> str | None:
 
 
 def _log(exc: BaseException, error: RelayError, when: str) -> None:
+    # The detail is rendered to a string now: a log record holding the exception itself would keep
+    # its traceback, and with it the whole failed stream, alive in any handler that keeps records.
     logger.warning(
-        "provider failure %s stream: code=%s request_id=%s provider_detail=%r",
+        "provider failure %s stream: code=%s request_id=%s provider_detail=%s",
         when,
         error.code,
         error.request_id,
-        exc,
-        exc_info=exc if error.code is ErrorCode.INTERNAL else None,
+        f"{type(exc).__name__}: {exc}",
     )
+    if error.code is ErrorCode.INTERNAL:
+        # Our own bug, not the provider's: the traceback is what a maintainer needs.
+        logger.error("internal error, request_id=%s", error.request_id, exc_info=exc)
 
 
 def classify_before_stream(exc: BaseException, request_id: str) -> RelayError:
