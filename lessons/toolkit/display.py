@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import textwrap
 from pathlib import Path
 
 from IPython.display import Code
@@ -28,15 +30,54 @@ _LANGUAGES = {
 }
 
 
-def show_source(relative: str, start: int | None = None, end: int | None = None) -> Code:
-    """Display a project file (optionally lines start..end, 1-based, inclusive) with highlighting.
+def _defines(node: ast.stmt, name: str) -> bool:
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return node.name == name
+    if isinstance(node, ast.Assign):
+        return any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
+    return False
 
-    The path shown is relative to the project root, never this machine's absolute path.
+
+def _definition_lines(source: str, dotted: str, relative: str) -> tuple[int, int]:
+    """First and last line of a definition, decorators included: `name`, `Class.method` or
+    `outer.inner` (a function defined inside another, such as a route inside create_app)."""
+    scope: list[ast.stmt] = ast.parse(source).body
+    node: ast.AST | None = None
+    for part in dotted.split("."):
+        node = next((n for n in scope if _defines(n, part)), None)
+        if node is None:
+            raise LookupError(f"{relative} has no definition named {dotted!r}")
+        scope = getattr(node, "body", [])
+    assert node is not None and node.end_lineno is not None
+    decorators = getattr(node, "decorator_list", [])
+    return min([node.lineno] + [d.lineno for d in decorators]), node.end_lineno
+
+
+def show_source(relative: str, *selection: int | str) -> Code:
+    """Display a project file, or part of it, with highlighting.
+
+    `selection` is either definition names (`"relay_tokens"`, `"StreamTracker.close"`,
+    `"create_app.chat_stream"`), which keep pointing at the right code when the file changes, or
+    a line range `start[, end]` (1-based, inclusive) for files that are not Python. The path
+    shown is relative to the project root, never this machine's absolute path.
     """
-    lines = project_path(relative).read_text(encoding="utf-8").splitlines()
-    first = 1 if start is None else start
-    last = len(lines) if end is None else end
-    excerpt = "\n".join(lines[first - 1 : last])
+    text = project_path(relative).read_text(encoding="utf-8")
+    lines = text.splitlines()
     language, comment = _LANGUAGES.get(Path(relative).suffix, ("text", "{}"))
-    header = comment.format(relative + (f" (lines {first}-{last})" if start or end else ""))
+    if selection and all(isinstance(item, str) for item in selection):
+        parts = []
+        for name in selection:
+            first, last = _definition_lines(text, str(name), relative)
+            # Dedented, so a method or a route inside create_app reads like top-level code.
+            parts.append(textwrap.dedent("\n".join(lines[first - 1 : last])))
+        excerpt = "\n\n\n".join(parts)
+        header = comment.format(f"{relative}: {', '.join(map(str, selection))}")
+    else:
+        if len(selection) > 2 or not all(isinstance(item, int) for item in selection):
+            raise TypeError("select definitions by name, or lines with start[, end]")
+        first = int(selection[0]) if selection else 1
+        last = int(selection[1]) if len(selection) > 1 else len(lines)
+        excerpt = "\n".join(lines[first - 1 : last])
+        ranged = f" (lines {first}-{last})" if selection else ""
+        header = comment.format(relative + ranged)
     return Code(f"{header}\n{excerpt}\n", language=language)
