@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -176,7 +177,7 @@ EXCEPTION_MARKERS = (
     "rate_limit_error",
     "rate_limit_exceeded",
     "api_error",
-    "/work/",
+    str(Path(__file__).resolve().parents[1]),  # this checkout's own path: a traceback's mark
     "site-packages",
 )
 CONTRACT_REQUEST_ID = re.compile(r"req_[0-9a-f]{32}")

@@ -11,7 +11,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-MACHINE_PATH = re.compile(r"(/work/|/home/\w+|/root/|/tmp/|[A-Z]:\\\\Users)")
+# The checkout's own location, plus the usual homes and temp dirs on Linux, macOS and Windows.
+MACHINE_PATH = re.compile(
+    "|".join(
+        [re.escape(str(ROOT)), r"/home/\w+", r"/Users/\w+", "/root/", "/tmp/", r"[A-Z]:\\Users"]
+    )
+)
 
 
 def code_cells(path: Path) -> list[nbformat.NotebookNode]:
