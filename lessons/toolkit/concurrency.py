@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 import time
 from collections.abc import Iterator, Sequence
@@ -25,7 +24,7 @@ from typing import Any
 import httpx
 
 from lessons.toolkit.background import BackgroundServer
-from lessons.toolkit.providers import MOCK_ANTHROPIC_KEY, MOCK_OPENAI_KEY
+from lessons.toolkit.providers import sdk_env_pointed_at
 from lessons.toolkit.sse_parser import SSEEvent
 from lessons.toolkit.testkit import collect
 
@@ -274,9 +273,6 @@ def plot_totals(runs: Sequence[ConcurrencyRun], *, title: str = "") -> Any:
     return fig
 
 
-_SDK_ENV = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")
-
-
 @contextmanager
 def private_mock(ttft_ms: float = 0, token_interval_ms: float = 0) -> Iterator[Any]:
     """A mock of one's own, with the SDK variables pointed at it while the block runs.
@@ -287,21 +283,9 @@ def private_mock(ttft_ms: float = 0, token_interval_ms: float = 0) -> Iterator[A
     """
     from lessons.mock_providers import MockProviders
 
-    saved = {name: os.environ.get(name) for name in _SDK_ENV}
     mock = MockProviders(ttft_ms=ttft_ms, token_interval_ms=token_interval_ms)
-    try:
-        with BackgroundServer(mock.app) as server:
-            os.environ["OPENAI_BASE_URL"] = f"{server.url}/v1"
-            os.environ["ANTHROPIC_BASE_URL"] = server.url
-            os.environ["OPENAI_API_KEY"] = MOCK_OPENAI_KEY
-            os.environ["ANTHROPIC_API_KEY"] = MOCK_ANTHROPIC_KEY
-            yield mock
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with BackgroundServer(mock.app) as server, sdk_env_pointed_at(server.url):
+        yield mock
 
 
 __all__ = [

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -152,3 +153,28 @@ def use_providers(
     if not quiet:
         print(providers.describe())
     return providers
+
+
+@contextmanager
+def sdk_env_pointed_at(mock_url: str) -> Iterator[None]:
+    """Point the SDK variables at the mock served at `mock_url` while the block runs.
+
+    For checkers that run apps against a mock of their own: start the apps inside the block (their
+    lifespans read the variables), and the learner's settings come back afterwards.
+    """
+    wanted = {
+        "OPENAI_BASE_URL": f"{mock_url}/v1",
+        "OPENAI_API_KEY": MOCK_OPENAI_KEY,
+        "ANTHROPIC_BASE_URL": mock_url,
+        "ANTHROPIC_API_KEY": MOCK_ANTHROPIC_KEY,
+    }
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -13,26 +12,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lessons.toolkit.background import BackgroundServer
 from lessons.toolkit.exercises import NotYet, run_sync
-from lessons.toolkit.providers import MOCK_OPENAI_KEY
+from lessons.toolkit.providers import sdk_env_pointed_at
 
 LearnerTest = Callable[[str, Any], Any]
-
-
-@contextmanager
-def _sdk_env(mock_url: str) -> Iterator[None]:
-    # Only while the apps start: their lifespans create the SDK clients from these variables.
-    # Restored afterwards, so the notebook's own providers setup is left as it was.
-    wanted = {"OPENAI_BASE_URL": f"{mock_url}/v1", "OPENAI_API_KEY": MOCK_OPENAI_KEY}
-    saved = {name: os.environ.get(name) for name in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextmanager
@@ -44,7 +26,7 @@ def _lab(apps: dict[str, ASGIApp]) -> Iterator[tuple[Any, dict[str, str]]]:
     with ExitStack() as stack:
         mock_server = stack.enter_context(BackgroundServer(mock.app))
         urls: dict[str, str] = {}
-        with _sdk_env(mock_server.url):
+        with sdk_env_pointed_at(mock_server.url):
             for name, app in apps.items():
                 urls[name] = stack.enter_context(BackgroundServer(app)).url
         yield mock, urls

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx2
@@ -17,7 +15,7 @@ import openai
 from lessons.relay_core.errors import MESSAGES, ErrorCode
 from lessons.toolkit.background import BackgroundServer
 from lessons.toolkit.exercises import NotYet
-from lessons.toolkit.providers import MOCK_ANTHROPIC_KEY, MOCK_OPENAI_KEY
+from lessons.toolkit.providers import sdk_env_pointed_at
 
 SECRET = "org-s3cr3t"
 
@@ -160,27 +158,6 @@ async def check_stall_timeout(candidate: Callable[..., Any]) -> None:
 # --- cancels_upstream --------------------------------------------------------------------------
 
 
-@contextmanager
-def _sdk_env(base_url: str) -> Iterator[None]:
-    """Point the SDKs at a mock while relays start (their lifespans read the environment)."""
-    wanted = {
-        "OPENAI_BASE_URL": f"{base_url}/v1",
-        "ANTHROPIC_BASE_URL": base_url,
-        "OPENAI_API_KEY": MOCK_OPENAI_KEY,
-        "ANTHROPIC_API_KEY": MOCK_ANTHROPIC_KEY,
-    }
-    saved = {name: os.environ.get(name) for name in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def check_cancels_upstream(candidate: Callable[..., Any]) -> None:
     from lessons.mock_providers import MockProviders
     from lessons.resilient_relay import detached_producer_pitfall
@@ -189,7 +166,7 @@ def check_cancels_upstream(candidate: Callable[..., Any]) -> None:
     # A slow reply (about 2 s), so that leaving after three tokens is leaving early.
     mock = MockProviders(ttft_ms=0, token_interval_ms=25)
     with BackgroundServer(mock.app) as mock_server:
-        with _sdk_env(mock_server.url):
+        with sdk_env_pointed_at(mock_server.url):
             good = BackgroundServer(create_app()).start()
             leaky = BackgroundServer(detached_producer_pitfall.app).start()
         try:
