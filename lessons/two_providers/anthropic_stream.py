@@ -9,11 +9,11 @@ from anthropic import AsyncAnthropic
 from anthropic.lib.streaming import AsyncMessageStream
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
 from lessons.relay_core import (
-    MAX_MESSAGE_CHARS,
     MAX_SYSTEM_CHARS,
+    MessageRequest,
     classify_before_stream,
     classify_during_stream,
     error_response,
@@ -24,20 +24,10 @@ from lessons.relay_core import (
 from lessons.two_providers.relay import MAX_OUTPUT_TOKENS, anthropic_model
 
 
-class AnthropicRequest(BaseModel):
-    """The original lesson's body: a user message and a system prompt."""
+class AnthropicRequest(MessageRequest):
+    """The original lesson's body: a user message (bounded, non-blank) and a system prompt."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     system: str = Field(default="You are a helpful assistant.", max_length=MAX_SYSTEM_CHARS)
-
-    @field_validator("message")
-    @classmethod
-    def message_has_text(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("message must contain some non-whitespace text")
-        return value
 
 
 async def stream_tokens(

@@ -15,11 +15,11 @@ from anthropic import AsyncAnthropic
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from openai import AsyncOpenAI
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
 from lessons.relay_core import (
-    MAX_MESSAGE_CHARS,
     MAX_SYSTEM_CHARS,
+    MessageRequest,
     RelayError,
     classify_before_stream,
     classify_during_stream,
@@ -55,21 +55,11 @@ def anthropic_model() -> str:
     return os.environ.get("ANTHROPIC_MODEL", "claude-haiku-4-5-20251001")
 
 
-class RelayRequest(BaseModel):
+class RelayRequest(MessageRequest):
     """The body of /relay/stream: which provider, the user's message, an optional system prompt."""
 
-    model_config = ConfigDict(extra="forbid")
-
     provider: Provider = Field(description="Which model provider answers.")
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     system: str | None = Field(default=None, max_length=MAX_SYSTEM_CHARS)
-
-    @field_validator("message")
-    @classmethod
-    def message_has_text(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("message must contain some non-whitespace text")
-        return value
 
 
 def classify_in_stream(exc: BaseException, request_id: str) -> RelayError:
