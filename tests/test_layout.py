@@ -4,7 +4,6 @@ any module under lessons/ has no side effects and needs no key, pitfalls say wha
 from __future__ import annotations
 
 import ast
-import importlib
 import os
 import subprocess
 import sys
@@ -90,9 +89,3 @@ def test_importing_every_lesson_module_needs_no_key_and_starts_nothing() -> None
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-
-
-def test_lesson_modules_import_in_this_process() -> None:
-    for path in lesson_app_files():
-        if path.name != "__main__.py":
-            importlib.import_module(module_name(path))
