@@ -1,56 +1,68 @@
-"""Wrong: .astream on a chain ending in a non-streaming step sends nothing until the very end."""
+"""Wrong: .astream on a chain ending in a non-streaming step sends nothing until the very end.
+
+The lifecycle is the core's, and right; the defect is the chain. `.astream` yields the *last*
+step's output, and `answer_stats` is a plain function, so it waits for the whole answer: the
+client gets one `output` event at the end (the stats) and never the answer's tokens. The fix is
+`astream_events` (lessons/chain_streaming/chain_events.py), which streams every step.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from itertools import count
+from collections.abc import AsyncIterable, AsyncIterator
+from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 
 from lessons.chain_streaming.chains import build_stats_chain
-from lessons.chain_streaming.chat_model import model_lifespan
+from lessons.chain_streaming.chat_model import ChatModel, model_lifespan
+from lessons.chain_streaming.events import ModelEnd
 from lessons.chain_streaming.opening import open_stream
 from lessons.relay_core import (
+    CustomEvent,
+    EventStream,
+    Finish,
     MessageRequest,
-    classify_before_stream,
-    error_response,
-    new_request_id,
-    sse_event,
-    streaming_response,
+    NamedEvents,
+    RelayContext,
+    StreamItem,
+    create_relay_app,
 )
 
 router = APIRouter()
 
 
+async def outputs_as_events(
+    outputs: AsyncIterable[dict[str, int]], model_end: ModelEnd
+) -> AsyncIterator[StreamItem]:
+    async for output in outputs:
+        yield CustomEvent("output", output)
+    if model_end.finish_reason is not None:
+        yield Finish(model_end.finish_reason)
+
+
+@router.post("/chain/buffered", response_class=EventStream)
+async def chain_buffered(body: MessageRequest, relay: RelayContext, llm: ChatModel) -> EventStream:
+    model_end = ModelEnd()
+    outputs = build_stats_chain(llm).astream(
+        {"message": body.message}, config={"callbacks": [model_end]}
+    )
+    return relay.stream(
+        open_stream(outputs),
+        partial(outputs_as_events, model_end=model_end),
+        NamedEvents(),
+        provider="openai",
+        prompt=[body.message],
+    )
+
+
 def create_app(**model_options: Any) -> FastAPI:
-    app = FastAPI(title="Buffered chain (pitfall)", lifespan=model_lifespan(**model_options))
-    app.include_router(router)
-    return app
-
-
-@router.post("/chain/buffered")
-async def chain_buffered(body: MessageRequest, request: Request) -> Response:
-    request_id = new_request_id()
-    chain = build_stats_chain(request.app.state.llm)
-    try:
-        # The bug: .astream yields the *last* step's output. answer_stats is a plain function,
-        # so it waits for the whole answer, and the client gets one event at the end: the
-        # stats, and never the answer's tokens.
-        outputs = await open_stream(chain.astream({"message": body.message}))
-    except Exception as exc:
-        return error_response(classify_before_stream(exc, request_id))
-
-    async def relay() -> AsyncIterator[str]:
-        ids = count(1)
-        try:
-            async for output in outputs:
-                yield sse_event("output", output, event_id=next(ids))
-            yield sse_event("done", {}, event_id=next(ids))
-        finally:
-            await outputs.aclose()
-
-    return streaming_response(relay(), request_id=request_id)
+    return create_relay_app(
+        title="Buffered chain (pitfall)",
+        routers=[router],
+        providers=(),
+        lifespan=model_lifespan(**model_options),
+    )
 
 
 app = create_app()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langchain_openai import ChatOpenAI
 
-from lessons.chain_streaming.chat_model import model_name
+from lessons.relay_core import model_name
 
 
 async def ask(message: str) -> str:
@@ -15,5 +15,5 @@ async def ask(message: str) -> str:
     connections belong to the loop that opened them. The next loop gets "Event loop is closed".
     """
     # (http_socket_options=() only silences a proxy warning; the cached client is the same.)
-    llm = ChatOpenAI(model=model_name(), stream_usage=True, http_socket_options=())
+    llm = ChatOpenAI(model=model_name("openai"), stream_usage=True, http_socket_options=())
     return "".join([chunk.text async for chunk in llm.astream(message)])

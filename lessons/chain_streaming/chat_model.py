@@ -2,38 +2,37 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import openai
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 from langchain_openai import ChatOpenAI
 
-DEFAULT_MODEL = "gpt-4o-mini"
+from lessons.relay_core import RelaySettings, model_name
+from lessons.relay_core.clients import sdk_timeout
+
 SYSTEM_PROMPT = "You are a helpful assistant."
 
 
-def model_name() -> str:
-    return os.environ.get("OPENAI_MODEL", DEFAULT_MODEL)
-
-
-def build_chat_model(**overrides: Any) -> ChatOpenAI:
+def build_chat_model(settings: RelaySettings | None = None, **overrides: Any) -> ChatOpenAI:
     """A ChatOpenAI for the event loop that calls this (call it in the app's lifespan).
 
     The base URL and key come from OPENAI_BASE_URL and OPENAI_API_KEY, read by the openai SDK.
     """
+    settings = settings or RelaySettings()
     options: dict[str, Any] = {
-        "model": model_name(),
+        "model": model_name("openai"),
         # With a custom base URL (a gateway, a proxy, the mock), langchain-openai stops asking
         # for usage in streams; without this, usage_metadata is None on every chunk.
         "stream_usage": True,
         # The openai SDK's own default, written out: retries happen only while opening the
         # stream (before our first byte), never mid-stream.
         "max_retries": 2,
-        "max_tokens": 500,
-        "timeout": 60.0,
+        "max_tokens": settings.default_max_tokens,
+        # Above the relay's own deadlines, so that those decide (see relay_core.clients).
+        "timeout": sdk_timeout(settings),
         # Our own HTTP client: langchain-openai otherwise shares one cached AsyncClient across
         # every ChatOpenAI in the process, whose connections belong to the first event loop
         # that used them and break on any other loop.
@@ -52,7 +51,7 @@ async def close_chat_model(llm: ChatOpenAI) -> None:
 
 
 def model_lifespan(
-    **model_options: Any,
+    settings: RelaySettings | None = None, **model_options: Any
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """A lifespan that builds the app's ChatOpenAI (app.state.llm) on start and closes it on stop.
 
@@ -62,10 +61,17 @@ def model_lifespan(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.llm = build_chat_model(**model_options)
+        app.state.llm = build_chat_model(settings, **model_options)
         try:
             yield
         finally:
             await close_chat_model(app.state.llm)
 
     return lifespan
+
+
+def get_chat_model(request: Request) -> ChatOpenAI:
+    return request.app.state.llm
+
+
+ChatModel = Annotated[ChatOpenAI, Depends(get_chat_model)]

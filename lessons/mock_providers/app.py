@@ -156,6 +156,9 @@ class MockApp:
                 buffer.extend(dialect.stream_error(ctx, fault.error, events_out))
                 await flush(finish="fault")
                 return True
+            if fault.kind == "end_early":
+                await flush(finish="fault")
+                return True
             await flush()
             if fault.kind == "drop":
                 mock._finish(record, "fault", time.monotonic())
@@ -222,7 +225,7 @@ class MockApp:
         headers = dialect.success_headers(ctx, stream=False)
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        if fault is not None and fault.kind == "drop":
+        if fault is not None and fault.kind in ("drop", "end_early"):
             await send(
                 {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
             )

@@ -5,7 +5,7 @@ from typing import Literal
 
 from lessons.mock_providers.wire import ErrorKind
 
-FaultKind = Literal["http_error", "error_event", "drop", "stall"]
+FaultKind = Literal["http_error", "error_event", "drop", "end_early", "stall"]
 ENDPOINTS = ("chat.completions", "responses", "messages")
 PROVIDERS = ("openai", "anthropic")
 
@@ -57,6 +57,16 @@ class Fault:
         return cls("drop", after_tokens=_tokens(after_tokens))
 
     @classmethod
+    def end_early(cls, after_tokens: int) -> "Fault":
+        """Stream `after_tokens` tokens, then end the response cleanly, without the provider's
+        end markers: no finish reason, no `[DONE]`, no `response.completed`, no `message_stop`.
+
+        The HTTP body ends properly (the chunked terminator is sent), so an SDK reading the
+        stream sees a normal end; only the missing markers tell a cut reply from a whole one.
+        """
+        return cls("end_early", after_tokens=_tokens(after_tokens))
+
+    @classmethod
     def stall(cls, after_tokens: int, seconds: float, before_headers: bool = False) -> "Fault":
         """Stream `after_tokens` tokens, then send nothing for `seconds`, then carry on.
 
@@ -79,6 +89,8 @@ class Fault:
             return f"error_event({self.error}, after {self.after_tokens} tokens)"
         if self.kind == "stall":
             return f"stall({self.seconds}s, after {self.after_tokens} tokens)"
+        if self.kind == "end_early":
+            return f"end_early(after {self.after_tokens} tokens)"
         return f"drop(after {self.after_tokens} tokens)"
 
 

@@ -4,28 +4,31 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 
-from lessons.proxy_browser.relay import DEFAULT_PING_INTERVAL_S, router
-from lessons.sse_basics.openai_client import openai_lifespan
+from lessons.proxy_browser.relay import router as relay_router
+from lessons.relay_core import RelaySettings, create_relay_app
 
 # Read per request, not at import: importing has no side effects, and edits show on reload.
 _PAGE = files("lessons.proxy_browser") / "static" / "chat.html"
 
+page_router = APIRouter()
 
-def create_app(*, ping_interval_s: float = DEFAULT_PING_INTERVAL_S) -> FastAPI:
-    app = FastAPI(title="Streaming chat page", lifespan=openai_lifespan)
-    app.state.ping_interval_s = ping_interval_s
-    app.include_router(router)
 
-    @app.get("/", response_class=HTMLResponse)
-    async def page() -> HTMLResponse:
-        return HTMLResponse(
-            _PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"}
-        )
+@page_router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def page() -> HTMLResponse:
+    return HTMLResponse(_PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"})
 
-    return app
+
+def create_app(settings: RelaySettings | None = None) -> FastAPI:
+    return create_relay_app(
+        title="Streaming chat page",
+        routers=[page_router, relay_router],
+        settings=settings,
+        providers=("openai",),
+        public_paths=("/", "/health"),
+    )
 
 
 app = create_app()

@@ -1,68 +1,55 @@
-"""POST /chat/stream made to pass through a reverse proxy: streaming headers and keep-alives."""
+"""POST /chat/stream made to pass through a reverse proxy: streaming headers and keep-alives.
+
+What a proxy needs from a stream is in the core: `X-Accel-Buffering: no` on every streaming
+response (nginx then passes bytes on as they come, whatever its config says), `Cache-Control:
+no-cache`, and a `: ping` comment after `keepalive_interval_s` of silence, well under a proxy's
+read timeout (nginx's `proxy_read_timeout` is 60 s by default).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import Response
-from openai import AsyncOpenAI
+from fastapi import APIRouter, FastAPI
 
 from lessons.relay_core import (
     ChatRequest,
-    classify_before_stream,
-    error_response,
-    new_request_id,
-    sse_comment,
-    streaming_response,
-    with_keepalive,
+    EventStream,
+    OpenAIClient,
+    RelayContext,
+    RelaySettings,
+    TokenEvents,
+    create_relay_app,
+    model_name,
+    openai_chat_events,
 )
-from lessons.sse_basics.chat_stream import relay_tokens
-from lessons.sse_basics.openai_client import (
-    MAX_COMPLETION_TOKENS,
-    get_openai,
-    openai_lifespan,
-    openai_model,
-)
-
-# Well under nginx's default proxy_read_timeout (60 s) and typical load balancer idle timeouts.
-DEFAULT_PING_INTERVAL_S = 15.0
 
 router = APIRouter()
 
 
-@router.post("/chat/stream")
-async def chat_stream(
-    body: ChatRequest, request: Request, client: Annotated[AsyncOpenAI, Depends(get_openai)]
-) -> Response:
-    request_id = new_request_id()
-    try:
-        # Opened before the response starts: a provider failure still becomes an HTTP status.
-        stream = await client.chat.completions.create(
-            model=openai_model(),
+@router.post("/chat/stream", response_class=EventStream)
+async def chat_stream(body: ChatRequest, relay: RelayContext, openai: OpenAIClient) -> EventStream:
+    system = relay.system_prompt(body)
+    return relay.stream(
+        openai.chat.completions.create(
+            model=model_name("openai"),
             messages=[
-                {"role": "system", "content": body.system_prompt},
+                {"role": "system", "content": system},
                 {"role": "user", "content": body.message},
             ],
             stream=True,
-            max_completion_tokens=MAX_COMPLETION_TOKENS,
-        )
-    except Exception as exc:
-        return error_response(classify_before_stream(exc, request_id))
-    # Comments during silences keep a proxy's read timeout from cutting a slow reply.
-    events = with_keepalive(
-        relay_tokens(stream, request_id), request.app.state.ping_interval_s, sse_comment("ping")
+            stream_options={"include_usage": True},
+            max_completion_tokens=relay.max_tokens(body.max_tokens),
+        ),
+        openai_chat_events,
+        TokenEvents(),
+        provider="openai",
+        prompt=[system, body.message],
     )
-    # streaming_response sends X-Accel-Buffering: no, which turns nginx's buffering off for this
-    # response only, whatever the proxy's config says.
-    return streaming_response(events, request_id=request_id)
 
 
-def create_app(*, ping_interval_s: float = DEFAULT_PING_INTERVAL_S) -> FastAPI:
-    app = FastAPI(title="Proxy-ready /chat/stream", lifespan=openai_lifespan)
-    app.state.ping_interval_s = ping_interval_s
-    app.include_router(router)
-    return app
+def create_app(settings: RelaySettings | None = None) -> FastAPI:
+    return create_relay_app(
+        title="Proxy-ready /chat/stream", routers=[router], settings=settings, providers=("openai",)
+    )
 
 
 app = create_app()

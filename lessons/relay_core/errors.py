@@ -1,10 +1,10 @@
-"""The error contract: a provider failure becomes a safe HTTP error or one terminal event.
+"""The error contract: a failure becomes a safe HTTP error or one terminal event.
 
-Before the provider's stream has started, the route can still choose its status, so a failure
-becomes an HTTP error with a JSON body. After the first byte, the status is sent and cannot
-change, so a failure becomes one terminal error event in the route's own shape. Either way the
-client gets a fixed message per code and a request id; the details (exception text, provider
-bodies and ids) go only to the server log under that request id.
+Before the response has started, the relay can still choose its status, so a failure becomes an
+HTTP error with a JSON body: `{"error": {"code", "message", "request_id"}}`. After the first byte,
+the status is sent and cannot change, so a failure becomes one terminal error event in the
+route's own shape. Either way the client gets a fixed message per code and the request id; the
+details (exception text, provider bodies and ids) go only to the server log, under that id.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import anthropic
 import httpx
 import httpx2
 import openai
-from fastapi import Request
 from fastapi.responses import JSONResponse
 
-logger = logging.getLogger("lessons.relay")
+from lessons.relay_core.logs import log_event, logger
 
 
 class ErrorCode(StrEnum):
+    # The provider's failures.
     RATE_LIMITED = "rate_limited"
     PROVIDER_OVERLOADED = "provider_overloaded"
     PROVIDER_ERROR = "provider_error"
@@ -33,6 +33,17 @@ class ErrorCode(StrEnum):
     PROVIDER_UNREACHABLE = "provider_unreachable"
     PROVIDER_TIMEOUT = "provider_timeout"
     STREAM_INTERRUPTED = "stream_interrupted"
+    # The relay's own refusals and endings.
+    INVALID_REQUEST = "invalid_request"
+    REQUEST_TOO_LARGE = "request_too_large"
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "not_found"
+    TOO_MANY_STREAMS = "too_many_streams"
+    CLIENT_RATE_LIMITED = "client_rate_limited"
+    TOKEN_BUDGET_EXHAUSTED = "token_budget_exhausted"
+    SERVER_BUSY = "server_busy"
+    SHUTTING_DOWN = "server_shutting_down"
+    STOPPED = "stopped"
     INTERNAL = "internal_error"
 
 
@@ -45,7 +56,17 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.PROVIDER_REJECTED: "The model provider rejected the request.",
     ErrorCode.PROVIDER_UNREACHABLE: "The model provider could not be reached.",
     ErrorCode.PROVIDER_TIMEOUT: "The model provider did not answer in time.",
-    ErrorCode.STREAM_INTERRUPTED: "The connection to the model provider was lost mid-reply.",
+    ErrorCode.STREAM_INTERRUPTED: "The reply from the model provider was cut short.",
+    ErrorCode.INVALID_REQUEST: "The request is not valid.",
+    ErrorCode.REQUEST_TOO_LARGE: "The request body is too large.",
+    ErrorCode.UNAUTHORIZED: "Send a valid bearer token in the Authorization header.",
+    ErrorCode.NOT_FOUND: "No such reply, or it has expired.",
+    ErrorCode.TOO_MANY_STREAMS: "Too many streams open for this client. Close one and retry.",
+    ErrorCode.CLIENT_RATE_LIMITED: "Too many requests from this client. Try again later.",
+    ErrorCode.TOKEN_BUDGET_EXHAUSTED: "This client has used its token budget. Try again later.",
+    ErrorCode.SERVER_BUSY: "The server has too many replies in progress. Try again shortly.",
+    ErrorCode.SHUTTING_DOWN: "The server is restarting. Retry the request.",
+    ErrorCode.STOPPED: "The reply was stopped before it was complete.",
     ErrorCode.INTERNAL: "The server failed while streaming the reply.",
 }
 
@@ -60,6 +81,16 @@ STATUSES: dict[ErrorCode, int] = {
     ErrorCode.PROVIDER_UNREACHABLE: 503,
     ErrorCode.PROVIDER_TIMEOUT: 504,
     ErrorCode.STREAM_INTERRUPTED: 502,
+    ErrorCode.INVALID_REQUEST: 422,
+    ErrorCode.REQUEST_TOO_LARGE: 413,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.TOO_MANY_STREAMS: 429,
+    ErrorCode.CLIENT_RATE_LIMITED: 429,
+    ErrorCode.TOKEN_BUDGET_EXHAUSTED: 429,
+    ErrorCode.SERVER_BUSY: 503,
+    ErrorCode.SHUTTING_DOWN: 503,
+    ErrorCode.STOPPED: 409,
     ErrorCode.INTERNAL: 500,
 }
 
@@ -82,7 +113,7 @@ _CONNECTION_ERRORS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RelayError:
     """What the client is told about a failure: a code, its fixed message, and its status."""
 
@@ -104,6 +135,21 @@ class RelayError:
         }
 
 
+class StreamFailed(Exception):
+    """A stream went wrong without an SDK exception (for example `response.failed`)."""
+
+    def __init__(self, code: ErrorCode, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+
+class IncompleteStream(StreamFailed):
+    """The provider's stream ended cleanly but without its end marker: the reply is cut short."""
+
+    def __init__(self, detail: str = "the provider stream ended without its end marker") -> None:
+        super().__init__(ErrorCode.STREAM_INTERRUPTED, detail)
+
+
 def new_request_id() -> str:
     return f"req_{uuid.uuid4().hex}"
 
@@ -120,14 +166,17 @@ def _provider_error_type(exc: BaseException) -> str | None:
 
 
 def _log(exc: BaseException, error: RelayError, when: str) -> None:
-    # The detail is rendered to a string now: a log record holding the exception itself would keep
-    # its traceback, and with it the whole failed stream, alive in any handler that keeps records.
-    logger.warning(
-        "provider failure %s stream: code=%s request_id=%s provider_detail=%s",
-        when,
-        error.code,
-        error.request_id,
-        f"{type(exc).__name__}: {exc}",
+    # The detail is rendered to text now: a record holding the exception itself would keep its
+    # traceback, and with it the whole failed stream, alive in any handler that keeps records.
+    log_event(
+        logging.WARNING,
+        f"stream_failed_{when}_start",
+        request_id=error.request_id,
+        code=error.code,
+        exception=type(exc).__name__,
+        provider_type=_provider_error_type(exc),
+        provider_request_id=getattr(exc, "request_id", None),
+        detail=str(exc),
     )
     if error.code is ErrorCode.INTERNAL:
         # Our own bug, not the provider's: the traceback is what a maintainer needs.
@@ -137,7 +186,9 @@ def _log(exc: BaseException, error: RelayError, when: str) -> None:
 def classify_before_stream(exc: BaseException, request_id: str) -> RelayError:
     """Map a failure of the call that opens the provider's stream to the HTTP error contract."""
     retry_after: str | None = None
-    if isinstance(exc, _TIMEOUTS):
+    if isinstance(exc, StreamFailed):
+        code = exc.code
+    elif isinstance(exc, _TIMEOUTS):
         code = ErrorCode.PROVIDER_TIMEOUT
     elif isinstance(exc, _CONNECTION_ERRORS):
         code = ErrorCode.PROVIDER_UNREACHABLE
@@ -156,6 +207,9 @@ def classify_before_stream(exc: BaseException, request_id: str) -> RelayError:
             code = ErrorCode.PROVIDER_REJECTED
     else:
         code = ErrorCode.INTERNAL
+    if retry_after is not None and not retry_after.strip().isdigit():
+        # Only whole seconds are passed on: an HTTP date or a header with odd bytes is not.
+        retry_after = None
     error = RelayError(code, request_id, retry_after)
     _log(exc, error, "before")
     return error
@@ -163,7 +217,9 @@ def classify_before_stream(exc: BaseException, request_id: str) -> RelayError:
 
 def classify_during_stream(exc: BaseException, request_id: str) -> RelayError:
     """Map a failure after the first byte to the code of the one terminal error event."""
-    if isinstance(exc, _TIMEOUTS):
+    if isinstance(exc, StreamFailed):
+        code = exc.code
+    elif isinstance(exc, _TIMEOUTS):
         code = ErrorCode.PROVIDER_TIMEOUT
     elif isinstance(exc, _CONNECTION_ERRORS):
         code = ErrorCode.STREAM_INTERRUPTED
@@ -171,38 +227,20 @@ def classify_during_stream(exc: BaseException, request_id: str) -> RelayError:
         code = ErrorCode.PROVIDER_OVERLOADED
     elif _provider_error_type(exc) in {"rate_limit_error", "rate_limit_exceeded"}:
         code = ErrorCode.RATE_LIMITED
-    elif isinstance(exc, (openai.APIError, anthropic.APIError)):
+    elif isinstance(exc, openai.APIError | anthropic.APIError):
         code = ErrorCode.PROVIDER_ERROR
     else:
         code = ErrorCode.INTERNAL
     error = RelayError(code, request_id)
-    _log(exc, error, "during")
+    _log(exc, error, "after")
     return error
 
 
-def error_response(error: RelayError) -> JSONResponse:
+def error_response(error: RelayError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The HTTP answer for a failure before the stream: status, JSON body, no stream."""
-    headers = {"X-Request-ID": error.request_id}
+    sent = {"X-Request-ID": error.request_id, **(headers or {})}
     if error.retry_after is not None:
-        headers["Retry-After"] = error.retry_after
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
-
-
-class StreamNotStarted(Exception):
-    """A failure before the stream, raised where no Response can be returned.
-
-    An `EventSourceResponse` route is a generator: FastAPI commits to a 200 before its body runs,
-    so the provider's stream is opened in a dependency, which raises this on failure. Register
-    `stream_not_started_handler` on the app to turn it into the HTTP error contract.
-    """
-
-    def __init__(self, error: RelayError) -> None:
-        super().__init__(error.code)
-        self.error = error
-
-
-async def stream_not_started_handler(request: Request, exc: Exception) -> JSONResponse:
-    """Exception handler for StreamNotStarted: the status, headers and JSON body of the contract."""
-    if not isinstance(exc, StreamNotStarted):
-        raise exc
-    return error_response(exc.error)
+        sent["Retry-After"] = error.retry_after
+    if error.code is ErrorCode.UNAUTHORIZED:
+        sent["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(error.body(), status_code=error.status, headers=sent)

@@ -1,22 +1,24 @@
-"""Run the hardened relay with the draining server: `python -m lessons.resilient_relay`."""
+"""Run the protected relay with the draining server: `python -m lessons.resilient_relay`."""
 
 from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
-from lessons.resilient_relay.drain import DrainingServer
-from lessons.resilient_relay.relay import app
+from lessons.relay_core import serve
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m lessons.resilient_relay")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    config = uvicorn.Config(app, host=args.host, port=args.port, timeout_graceful_shutdown=10)
-    DrainingServer(config).run()
+    serve(
+        "lessons.resilient_relay.protected:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+    )
 
 
 if __name__ == "__main__":

@@ -13,18 +13,19 @@ from contextlib import asynccontextmanager
 
 import openai
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from lessons.relay_core import (
+    SSE_MEDIA_TYPE,
+    STREAM_HEADERS,
     ChatRequest,
     classify_before_stream,
     classify_during_stream,
     error_response,
+    model_name,
     new_request_id,
     sse_data,
-    streaming_response,
 )
-from lessons.resilient_relay.relay import model_name
 
 _DONE = object()
 
@@ -49,7 +50,7 @@ async def chat_stream(body: ChatRequest, request: Request) -> Response:
     request_id = new_request_id()
     try:
         stream = await request.app.state.openai.chat.completions.create(
-            model=model_name(),
+            model=model_name("openai"),
             messages=[{"role": "user", "content": body.message}],
             stream=True,
         )
@@ -89,4 +90,8 @@ async def chat_stream(body: ChatRequest, request: Request) -> Response:
         while (item := await queue.get()) is not _DONE:
             yield str(item)
 
-    return streaming_response(events(), request_id=request_id)
+    return StreamingResponse(
+        events(),
+        media_type=SSE_MEDIA_TYPE,
+        headers={**STREAM_HEADERS, "X-Request-ID": request_id},
+    )

@@ -11,16 +11,17 @@ from contextlib import asynccontextmanager
 
 import openai
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from lessons.relay_core import (
+    SSE_MEDIA_TYPE,
+    STREAM_HEADERS,
     ChatRequest,
     classify_during_stream,
+    model_name,
     new_request_id,
     sse_data,
-    streaming_response,
 )
-from lessons.resilient_relay.relay import model_name
 
 
 @asynccontextmanager
@@ -43,7 +44,7 @@ async def chat_stream(body: ChatRequest, request: Request) -> Response:
         try:
             # WRONG: opened after the route returned, so the status is already 200.
             stream = await client.chat.completions.create(
-                model=model_name(),
+                model=model_name("openai"),
                 messages=[{"role": "user", "content": body.message}],
                 stream=True,
             )
@@ -60,4 +61,8 @@ async def chat_stream(body: ChatRequest, request: Request) -> Response:
             if stream is not None:
                 await stream.close()
 
-    return streaming_response(events(), request_id=request_id)
+    return StreamingResponse(
+        events(),
+        media_type=SSE_MEDIA_TYPE,
+        headers={**STREAM_HEADERS, "X-Request-ID": request_id},
+    )

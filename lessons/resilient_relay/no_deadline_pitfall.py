@@ -12,18 +12,19 @@ from contextlib import asynccontextmanager
 
 import openai
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from lessons.relay_core import (
+    SSE_MEDIA_TYPE,
+    STREAM_HEADERS,
     ChatRequest,
     classify_before_stream,
     classify_during_stream,
     error_response,
+    model_name,
     new_request_id,
     sse_data,
-    streaming_response,
 )
-from lessons.resilient_relay.relay import model_name
 
 
 @asynccontextmanager
@@ -41,7 +42,7 @@ async def chat_stream(body: ChatRequest, request: Request) -> Response:
     request_id = new_request_id()
     try:
         stream = await request.app.state.openai.chat.completions.create(
-            model=model_name(),
+            model=model_name("openai"),
             messages=[{"role": "user", "content": body.message}],
             stream=True,
         )
@@ -63,4 +64,8 @@ async def chat_stream(body: ChatRequest, request: Request) -> Response:
         finally:
             await stream.close()
 
-    return streaming_response(events(), request_id=request_id)
+    return StreamingResponse(
+        events(),
+        media_type=SSE_MEDIA_TYPE,
+        headers={**STREAM_HEADERS, "X-Request-ID": request_id},
+    )

@@ -16,10 +16,16 @@ from contextlib import asynccontextmanager
 
 import openai
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
-from lessons.relay_core import ChatRequest, new_request_id, sse_data, streaming_response
-from lessons.resilient_relay.relay import model_name
+from lessons.relay_core import (
+    SSE_MEDIA_TYPE,
+    STREAM_HEADERS,
+    ChatRequest,
+    model_name,
+    new_request_id,
+    sse_data,
+)
 
 _END = object()
 
@@ -37,7 +43,7 @@ app = FastAPI(lifespan=lifespan)
 def _produce(client: openai.OpenAI, message: str, out: queue.Queue[object]) -> None:
     try:
         stream = client.chat.completions.create(
-            model=model_name(), messages=[{"role": "user", "content": message}], stream=True
+            model=model_name("openai"), messages=[{"role": "user", "content": message}], stream=True
         )
         with stream:
             for chunk in stream:
@@ -74,4 +80,8 @@ async def chat_stream(body: ChatRequest, request: Request) -> Response:
             yield sse_data({"token": piece, "done": False})
         yield sse_data({"token": "", "done": True})
 
-    return streaming_response(events(), request_id=new_request_id())
+    return StreamingResponse(
+        events(),
+        media_type=SSE_MEDIA_TYPE,
+        headers={**STREAM_HEADERS, "X-Request-ID": new_request_id()},
+    )

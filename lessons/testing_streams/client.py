@@ -1,15 +1,20 @@
-"""The original lesson's `test_stream`, fixed: it times out, raises on failures, returns text."""
+"""A streaming client that fails loudly: it times out, raises on every failure, returns the text.
+
+The fixed twin of naive_client_pitfall.py. It reads every event shape of the wire contract
+(docs/wire-contract.md) through relay_core's one classifier.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
+
+from lessons.relay_core import read_event
 
 
 class StreamError(Exception):
@@ -55,7 +60,7 @@ def _http_error(response: httpx.Response) -> StreamHTTPError:
 
 
 class _Reply:
-    """Reads the events of any route in the workbook's contract; knows when the reply ended."""
+    """Reads the events of any route in the wire contract; knows when the reply ended."""
 
     def __init__(self, on_token: Callable[[str], Any] | None) -> None:
         self.parts: list[str] = []
@@ -65,21 +70,16 @@ class _Reply:
     def take(self, sse: ServerSentEvent) -> None:
         if self.done:
             return  # Nothing after the terminal event counts.
-        data = json.loads(sse.data) if sse.data else {}
-        if not isinstance(data, dict):
-            raise StreamError(f"unexpected event data: {sse.data[:100]!r}")
-        kind = sse.event if sse.event != "message" else data.get("event")
-        if kind == "error" or "error" in data:
-            message = data.get("message") or data.get("error") or ""
+        event = read_event(sse.event, sse.data)
+        if event.kind == "error":
             raise StreamErrorEvent(
-                data.get("code"), str(message), data.get("request_id"), "".join(self.parts)
+                event.code, event.message or "", event.request_id, "".join(self.parts)
             )
-        token = data.get("text") if kind == "token" and sse.event == "token" else data.get("token")
-        if isinstance(token, str) and token:
-            self.parts.append(token)
+        if event.kind == "token" and event.text:
+            self.parts.append(event.text)
             if self.on_token:
-                self.on_token(token)
-        if kind == "done" or data.get("done") is True:
+                self.on_token(event.text)
+        if event.kind == "done":
             self.done = True
 
     def text(self) -> str:

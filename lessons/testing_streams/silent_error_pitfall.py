@@ -1,34 +1,52 @@
 """Wrong: on a mid-stream provider error the relay just stops, sending no terminal event.
 
-The client cannot tell "the model finished" from "the model failed": the stream simply ends.
+A first version as tutorials write it: the error is logged on the server and the stream simply
+ends. The client cannot tell "the model finished" from "the model failed".
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from openai.types.chat import ChatCompletionChunk
+from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
+from openai import AsyncOpenAI
 
-from lessons.relay_core import sse_data
-from lessons.testing_streams.chat_app import create_app
+from lessons.relay_core import SSE_MEDIA_TYPE, STREAM_HEADERS, ChatRequest, model_name, sse_data
 
 logger = logging.getLogger("lessons.relay")
 
 
-async def relay_until_error(
-    stream: AsyncIterator[ChatCompletionChunk], request_id: str
-) -> AsyncIterator[str]:
-    try:
-        async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                yield sse_data({"token": chunk.choices[0].delta.content, "done": False})
-        yield sse_data({"token": "", "done": True})
-    except Exception:
-        # The bug: logged on the server, invisible to the client.
-        logger.exception("stream %s failed", request_id)
-    finally:
-        await stream.close()  # type: ignore[attr-defined]
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.openai = AsyncOpenAI()
+    yield
+    await app.state.openai.close()
 
 
-app = create_app(relay_until_error)
+app = FastAPI(title="PITFALL: a failure with no terminal event", lifespan=lifespan)
+
+
+@app.post("/chat/stream")
+async def chat_stream(body: ChatRequest, request: Request) -> StreamingResponse:
+    stream = await request.app.state.openai.chat.completions.create(
+        model=model_name("openai"),
+        messages=[{"role": "user", "content": body.message}],
+        stream=True,
+    )
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield sse_data({"token": chunk.choices[0].delta.content, "done": False})
+            yield sse_data({"token": "", "done": True})
+        except Exception:
+            # The bug: logged on the server, invisible to the client.
+            logger.exception("stream failed")
+        finally:
+            await stream.close()
+
+    return StreamingResponse(events(), media_type=SSE_MEDIA_TYPE, headers=STREAM_HEADERS)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import FastAPI, Query
 from fastapi.responses import StreamingResponse
 
-from lessons.relay_core import new_request_id, sse_event, streaming_response
+from lessons.relay_core import SSE_MEDIA_TYPE, STREAM_HEADERS, sse_event
 
 app = FastAPI(title="Ticks")
 
@@ -26,4 +26,7 @@ async def tick_stream(
     count: Annotated[int, Query(ge=1, le=1000)] = 10,
     interval_ms: Annotated[int, Query(ge=0, le=5000)] = 50,
 ) -> StreamingResponse:
-    return streaming_response(ticks(count, interval_ms / 1000), request_id=new_request_id())
+    # Not a relay (no provider, nothing to close): a plain StreamingResponse is all it needs.
+    return StreamingResponse(
+        ticks(count, interval_ms / 1000), media_type=SSE_MEDIA_TYPE, headers=STREAM_HEADERS
+    )

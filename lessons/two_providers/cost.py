@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lessons.two_providers.adapters import Usage
+from lessons.relay_core import Usage
 
 
 @dataclass(frozen=True)

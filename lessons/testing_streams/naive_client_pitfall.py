@@ -1,4 +1,4 @@
-"""Wrong: the original lesson's test client: no assertions, trusts a `done` flag, hides errors.
+"""Wrong: a first test client, as tutorials write it: no assertions, trusts `done`, hides errors.
 
 It cannot notice an HTTP error (the JSON body has no `data: ` line), an error event (it has
 `done: true`, so it reads as a normal end), or a stream that ends without a terminal event.
@@ -11,7 +11,7 @@ import json
 import httpx
 
 
-# Kept as in the lesson, including its name; pytest never collects lessons/.
+# Named as tutorials name it; pytest never collects lessons/.
 def test_stream(url: str, payload: dict) -> None:
     """Consume a streaming SSE endpoint and print each event."""
     with httpx.Client(timeout=30.0) as client, client.stream("POST", url, json=payload) as response:
@@ -19,7 +19,7 @@ def test_stream(url: str, payload: dict) -> None:
         for line in response.iter_lines():
             if line.startswith("data: "):
                 data = json.loads(line[6:])
-                if "token" in data and data["token"]:  # noqa: RUF019 (as in the lesson)
+                if "token" in data and data["token"]:  # noqa: RUF019 (as tutorials write it)
                     print(data["token"], end="", flush=True)
                     full_text += data["token"]
                 if data.get("done"):

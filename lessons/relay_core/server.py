@@ -1,0 +1,128 @@
+"""Shutdown that ends every stream in flight with a terminal event, and the server that does it.
+
+What uvicorn does on its own when asked to stop (SIGTERM, or `should_exit`): it stops
+accepting, lets in-flight responses run, and waits for them, for ever unless
+`timeout_graceful_shutdown` is set, in which case it then cancels them mid-stream. Only after
+that does the app's lifespan hear about the shutdown, too late to tell a stream anything. So the
+client of a long stream either holds up the deploy or sees its stream cut with no terminal event.
+
+`DrainingServer` overrides the server's public `shutdown()` method: it first asks each open stream
+to end (each sends its terminal `server_shutting_down` event, closes its upstream, and is
+accounted), then runs uvicorn's own shutdown. `serve()` runs it, with several worker processes if
+asked. The plain `uvicorn` command and gunicorn's uvicorn worker use uvicorn's own `Server`, so
+they do not drain: with them, streams are cut at `timeout_graceful_shutdown` (see the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+
+if TYPE_CHECKING:
+    from lessons.relay_core.stream import EventStream
+
+
+class StreamRegistry:
+    """The streams in flight in this process, so that shutdown can end each one."""
+
+    def __init__(self) -> None:
+        self._open: set[EventStream] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.draining = False
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run work that outlives its request (a generation's producer), kept until it ends."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, stream: EventStream) -> None:
+        self._open.add(stream)
+        self._idle.clear()
+
+    def discard(self, stream: EventStream) -> None:
+        self._open.discard(stream)
+        if not self._open:
+            self._idle.set()
+
+    async def drain(self, timeout_s: float) -> int:
+        """Refuse new streams; end every open one now; wait up to `timeout_s`. Returns how many."""
+        self.draining = True
+        streams = list(self._open)
+        for stream in streams:
+            stream.stop("shutdown")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
+        # Whatever is left (a task that never registered a stream) is cancelled, not leaked.
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        return len(streams)
+
+
+def registry_of(app: Any) -> StreamRegistry | None:
+    """The registry of a lesson app, looking through the middleware uvicorn wraps it in."""
+    seen = 0
+    while app is not None and seen < 20:
+        state = getattr(app, "state", None)
+        registry = getattr(state, "streams", None)
+        if isinstance(registry, StreamRegistry):
+            return registry
+        app = getattr(app, "app", None)
+        seen += 1
+    return None
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server that drains the app's streams before its normal graceful shutdown."""
+
+    def __init__(self, config: uvicorn.Config, *, drain_timeout_s: float = 5.0) -> None:
+        super().__init__(config)
+        self.drain_timeout_s = drain_timeout_s
+        self.drained = 0
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        registry = registry_of(getattr(self.config, "loaded_app", None) or self.config.app)
+        if registry is not None:
+            self.drained = await registry.drain(self.drain_timeout_s)
+        await super().shutdown(sockets)
+
+
+def serve(
+    app: str | Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    drain_timeout_s: float = 5.0,
+    **options: Any,
+) -> None:
+    """Run `app` with the draining server; `workers > 1` needs `app` as an import string.
+
+    With several workers, uvicorn's supervisor binds the socket once and forks the workers; each
+    one runs a DrainingServer, and SIGTERM to the supervisor reaches every worker, which drains.
+    """
+    options.setdefault("timeout_graceful_shutdown", int(drain_timeout_s) + 5)
+    config = uvicorn.Config(app, host=host, port=port, workers=workers, **options)
+    server = DrainingServer(config, drain_timeout_s=drain_timeout_s)
+    if workers <= 1:
+        server.run()
+        return
+    if not isinstance(app, str):
+        raise ValueError("several workers need the app as an import string, e.g. 'pkg.app:app'")
+    from uvicorn.supervisors import Multiprocess
+
+    sock = config.bind_socket()
+    Multiprocess(config, target=server.run, sockets=[sock]).run()
