@@ -93,7 +93,7 @@ class MockProviders:
         times: int | None = 1,
         ttft_ms: float | None = None,
         token_interval_ms: float | None = None,
-        reply: str | None = None,
+        reply: str | tuple[str, ...] | None = None,
         *,
         provider: str | None = None,
     ) -> Rule:
@@ -102,7 +102,9 @@ class MockProviders:
         A request matches when every criterion given holds: `prompt_contains` is a substring
         of its messages' text (system included), `model`, `endpoint` ("chat.completions",
         "responses", "messages") and `provider` ("openai", "anthropic") are equal. A rule
-        answers `times` requests (None: all of them), then is skipped.
+        answers `times` requests (None: all of them), then is skipped. `reply` replaces the
+        reply's text; a tuple of strings gives its exact token pieces instead (very large pieces
+        make a short reply of many megabytes, for tests of a client that stops reading).
         """
         if ttft_ms is not None or token_interval_ms is not None:
             _check_timing(ttft_ms or 0, token_interval_ms or 0)

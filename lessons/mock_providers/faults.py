@@ -113,7 +113,7 @@ class Rule:
     times: int | None = 1
     ttft_ms: float | None = None
     token_interval_ms: float | None = None
-    reply: str | None = None
+    reply: str | tuple[str, ...] | None = None
     # How many requests the rule has answered so far.
     used: int = field(default=0)
 

@@ -69,10 +69,15 @@ class Reply:
         return "".join(self.text)
 
 
-def compose_reply(conversation: Conversation, text: str | None, perturb: bool) -> Reply:
-    """The reply to a conversation; `text` (a scripted reply) replaces the chosen text."""
+def compose_reply(
+    conversation: Conversation, text: str | tuple[str, ...] | None, perturb: bool
+) -> Reply:
+    """The reply to a conversation; `text` (a scripted reply) replaces the chosen text, and a
+    tuple of pieces is streamed exactly as those pieces."""
     tool = _tool_to_call(conversation)
     tool_call = None
+    if isinstance(text, tuple):
+        return _truncate((), list(text), None, conversation.max_tokens)
     if text is None:
         text = _reply_text(conversation, tool)
     if tool is not None:

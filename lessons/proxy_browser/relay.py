@@ -14,6 +14,7 @@ from lessons.relay_core import (
     ChatRequest,
     EventStream,
     OpenAIClient,
+    ProtectionSettings,
     RelayContext,
     RelaySettings,
     TokenEvents,
@@ -46,9 +47,15 @@ async def chat_stream(body: ChatRequest, relay: RelayContext, openai: OpenAIClie
     )
 
 
-def create_app(settings: RelaySettings | None = None) -> FastAPI:
+def create_app(
+    settings: RelaySettings | None = None, protection: ProtectionSettings | None = None
+) -> FastAPI:
     return create_relay_app(
-        title="Proxy-ready /chat/stream", routers=[router], settings=settings, providers=("openai",)
+        title="Proxy-ready /chat/stream",
+        routers=[router],
+        settings=settings,
+        protection=protection,
+        providers=("openai",),
     )
 
 

@@ -27,6 +27,7 @@ from lessons.relay_core import (
     ChatRequest,
     ErrorCode,
     OpenAIClient,
+    ProtectionSettings,
     ReaderContext,
     Refused,
     RelayContext,
@@ -110,7 +111,7 @@ async def events(
     try:
         after = store.parse_position(last_event_id)
     except ValueError:
-        raise Refused(RelayError(ErrorCode.INVALID_REQUEST, reader.request_id)) from None
+        raise Refused(RelayError(ErrorCode.INVALID_LAST_EVENT_ID, reader.request_id)) from None
     page = await store.read(generation_id, after, wait_s=0)
     if page.finished and not page.entries:
         # Nothing more will ever come: 204 is how a server tells EventSource to stop retrying.
@@ -136,7 +137,10 @@ async def stop(generation_id: str, request: Request, reader: ReaderContext) -> R
 
 
 def create_app(
-    settings: RelaySettings | None = None, *, abandon_after_s: float = ABANDON_AFTER_S
+    settings: RelaySettings | None = None,
+    protection: ProtectionSettings | None = None,
+    *,
+    abandon_after_s: float = ABANDON_AFTER_S,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -148,6 +152,7 @@ def create_app(
         title="Resumable streams for EventSource",
         routers=[router],
         settings=settings,
+        protection=protection,
         providers=("openai",),
         lifespan=lifespan,
         public_paths=("/", "/health"),

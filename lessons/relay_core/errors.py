@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     STREAM_INTERRUPTED = "stream_interrupted"
     # The relay's own refusals and endings.
     INVALID_REQUEST = "invalid_request"
+    INVALID_LAST_EVENT_ID = "invalid_last_event_id"
     REQUEST_TOO_LARGE = "request_too_large"
     UNAUTHORIZED = "unauthorized"
     NOT_FOUND = "not_found"
@@ -58,6 +59,7 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.PROVIDER_TIMEOUT: "The model provider did not answer in time.",
     ErrorCode.STREAM_INTERRUPTED: "The reply from the model provider was cut short.",
     ErrorCode.INVALID_REQUEST: "The request is not valid.",
+    ErrorCode.INVALID_LAST_EVENT_ID: "Last-Event-ID is not an id of this stream.",
     ErrorCode.REQUEST_TOO_LARGE: "The request body is too large.",
     ErrorCode.UNAUTHORIZED: "Send a valid bearer token in the Authorization header.",
     ErrorCode.NOT_FOUND: "No such reply, or it has expired.",
@@ -82,6 +84,7 @@ STATUSES: dict[ErrorCode, int] = {
     ErrorCode.PROVIDER_TIMEOUT: 504,
     ErrorCode.STREAM_INTERRUPTED: 502,
     ErrorCode.INVALID_REQUEST: 422,
+    ErrorCode.INVALID_LAST_EVENT_ID: 400,
     ErrorCode.REQUEST_TOO_LARGE: 413,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.NOT_FOUND: 404,

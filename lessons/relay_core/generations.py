@@ -278,7 +278,9 @@ class Producer(EventStream):
 
     async def _write(self, data: bytes) -> None:
         dog = self.watchdog
-        dog.writing_since = time.monotonic()
+        dog.writing_since = now = time.monotonic()
+        if dog.sleeping_until > now + self.settings.send_timeout_s:
+            dog.nudge()
         await self.store.append(self.meta.id, split_frames(data))
         dog.writing_since = None
         dog.waiting_since = time.monotonic()

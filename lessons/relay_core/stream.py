@@ -73,6 +73,8 @@ Outcome = Literal[
 ]
 
 KEEPALIVE = comment("ping")
+# The longest the relay loop runs without letting the event loop run anything else.
+CHECKPOINT_S = 0.005
 _BODY = "http.response.body"
 
 
@@ -105,10 +107,13 @@ class EventStream(Response):
         registry: Registry | None = None,
         on_end: Callable[[EventStream], Awaitable[None]] | None = None,
         headers: dict[str, str] | None = None,
+        status_code: int = 200,
     ) -> None:
         """`opening` is the un-awaited call that opens the provider's stream (for example
-        `client.chat.completions.create(..., stream=True)`); `events(upstream)` its adapter."""
-        self.status_code = 200
+        `client.chat.completions.create(..., stream=True)`); `events(upstream)` its adapter.
+        (`status_code` is the stream's, 200; a failure before the stream picks its own. FastAPI
+        reads its default to document the route.)"""
+        self.status_code = status_code
         self.background = None
         self.init_headers({**STREAM_HEADERS, **shape.headers, **(headers or {})})
         self.raw_headers.append((b"x-request-id", request_id.encode()))
@@ -189,6 +194,7 @@ class EventStream(Response):
     async def _relay(self) -> None:
         summary, shape, dog, write = self.summary, self.shape, self.watchdog, self._write
         assert self._items is not None
+        yielded_at = time.monotonic()
         async for item in self._items:
             dog.phase = STREAMING
             if type(item) is Token:
@@ -196,12 +202,20 @@ class EventStream(Response):
                     summary.first_token_at = time.monotonic()
                 summary.tokens += 1
                 await write(shape.token(item.text))
-                continue
-            data = self._frame_batch(item.items) if type(item) is Batch else self._frame_one(item)
-            if data:
-                await write(data)
             else:
-                dog.waiting_since = time.monotonic()
+                data = (
+                    self._frame_batch(item.items) if type(item) is Batch else self._frame_one(item)
+                )
+                if data:
+                    await write(data)
+                else:
+                    dog.waiting_since = time.monotonic()
+            if dog.waiting_since - yielded_at > CHECKPOINT_S:
+                # Buffered provider data is read, and a client's socket written, without ever
+                # suspending: let the loop run (a lost connection, the watchdog, other streams)
+                # at least this often, not once per token as FastAPI's native SSE does.
+                await asyncio.sleep(0)
+                yielded_at = time.monotonic()
         if summary.finish_reason is None:
             raise IncompleteStream()
         await self._succeed()
@@ -347,7 +361,9 @@ class EventStream(Response):
     async def _write(self, data: bytes) -> None:
         dog = self.watchdog
         async with self._lock:
-            dog.writing_since = dog.last_write_at = time.monotonic()
+            dog.writing_since = dog.last_write_at = now = time.monotonic()
+            if dog.sleeping_until > now + self.settings.send_timeout_s:
+                dog.nudge()  # the send deadline comes before whatever the watchdog waits for
             await self._send({"type": _BODY, "body": data, "more_body": True})  # type: ignore[misc]
             dog.writing_since = None
         dog.waiting_since = time.monotonic()

@@ -54,11 +54,13 @@ class Watchdog:
     """Deadlines, keep-alives and the client's disconnect for one stream."""
 
     __slots__ = (
+        "_nap",
         "_scope",
         "last_write_at",
         "opened_at",
         "phase",
         "settings",
+        "sleeping_until",
         "started",
         "tripped",
         "waiting_since",
@@ -77,6 +79,11 @@ class Watchdog:
         self.last_write_at: float | None = None
         self.tripped: EndReason | None = None
         self._scope: anyio.CancelScope | None = None
+        # The watchdog sleeps until the next due time it knows of. When something becomes due
+        # sooner (the stream opened, so keep-alives start; a write began, so its send deadline
+        # runs), the loop calls `nudge()` and the watchdog recomputes.
+        self.sleeping_until = float("inf")
+        self._nap: anyio.CancelScope | None = None
 
     def guard(self, scope: anyio.CancelScope | None) -> None:
         """The scope to cancel when the stream must end (None once the loop has finished)."""
@@ -95,6 +102,12 @@ class Watchdog:
     def opened(self, now: float) -> None:
         self.phase = FIRST_TOKEN
         self.opened_at = self.waiting_since = now
+        self.nudge()
+
+    def nudge(self) -> None:
+        """Wake the watchdog to recompute its next due time (something became due sooner)."""
+        if self._nap is not None:
+            self._nap.cancel()
 
     def next_due(self) -> tuple[float, EndReason | Literal["keepalive"]]:
         """The next moment something must happen, and what."""
@@ -135,7 +148,8 @@ class Watchdog:
                 if ping.cancelled_caught:
                     self.trip("reader_stalled")
                 continue
-            with anyio.move_on_after(wait):
+            with anyio.CancelScope(deadline=due) as nap:
+                self._nap, self.sleeping_until = nap, due
                 if receive is None:
                     await anyio.sleep_forever()
                 else:
@@ -147,3 +161,4 @@ class Watchdog:
                         self.trip("client_disconnected")
                     elif message["type"] == "relay.stop":
                         self.trip(message["reason"])  # type: ignore[arg-type]
+            self._nap, self.sleeping_until = None, float("inf")

@@ -17,7 +17,7 @@ DEPLOYED_SETTINGS = RelaySettings(client_system_prompt=False)
 
 
 def create_app(
-    protection: ProtectionSettings | None = None, settings: RelaySettings | None = None
+    settings: RelaySettings | None = None, protection: ProtectionSettings | None = None
 ) -> FastAPI:
     return create_relay_app(
         title="Protected relay",

@@ -12,6 +12,7 @@ from lessons.relay_core import (
     ChatRequest,
     EventStream,
     OpenAIClient,
+    ProtectionSettings,
     RelayContext,
     RelaySettings,
     TokenEvents,
@@ -44,10 +45,16 @@ async def chat_stream(body: ChatRequest, relay: RelayContext, openai: OpenAIClie
     )
 
 
-def create_app(settings: RelaySettings | None = None) -> FastAPI:
+def create_app(
+    settings: RelaySettings | None = None, protection: ProtectionSettings | None = None
+) -> FastAPI:
     """A fresh app (so a test or a pitfall can wrap one without touching another)."""
     return create_relay_app(
-        title="Chat stream under test", routers=[router], settings=settings, providers=("openai",)
+        title="Chat stream under test",
+        routers=[router],
+        settings=settings,
+        protection=protection,
+        providers=("openai",),
     )
 
 

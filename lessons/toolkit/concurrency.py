@@ -13,7 +13,6 @@ same way. Two questions, each answered without fragile absolute timings:
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import time
 from collections.abc import Iterator, Sequence
@@ -26,19 +25,13 @@ import httpx
 from lessons.toolkit.background import BackgroundServer
 from lessons.toolkit.providers import sdk_env_pointed_at
 from lessons.toolkit.sse_parser import SSEEvent
-from lessons.toolkit.testkit import collect
+from lessons.toolkit.testkit import classify, collect
 
 
 def token_text(event: SSEEvent) -> str | None:
-    """The text of a token event in any of the workbook's shapes, or None for other events."""
-    if event.event == "token":
-        return str(json.loads(event.data).get("text", ""))
-    if event.event == "message" and event.data.startswith("{"):
-        payload = json.loads(event.data)
-        token = payload.get("token")
-        if isinstance(token, str) and token and not payload.get("done"):
-            return token
-    return None
+    """The text of a token event in any of the wire contract's shapes, or None for others."""
+    classified = classify(event)
+    return classified.text if classified.kind == "token" and classified.text else None
 
 
 @dataclass

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from lessons.relay_core.contract import WireEvent, read_event
 from lessons.toolkit.sse_parser import SSEComment, SSEDecoder
 from lessons.toolkit.timing import Arrivals
 
@@ -267,9 +268,14 @@ class TimedStream:
         return self.arrivals.text
 
     @property
-    def terminal(self) -> dict[str, Any] | None:
-        last = self.events[-1] if self.events else None
-        return last if last is not None and last.get("done") else None
+    def terminal(self) -> WireEvent | None:
+        """The last event, if it is a terminal one (done or error) of the wire contract."""
+        last = self.wire[-1] if self.wire else None
+        return last if last is not None and last.terminal else None
+
+    @property
+    def wire(self) -> list[WireEvent]:
+        return [read_event(None, json.dumps(data)) for data in self.events]
 
 
 def timed_stream(
@@ -300,8 +306,9 @@ def timed_stream(
                         continue
                     data = json.loads(item.data)
                     events.append(data)
-                    if data.get("token"):
-                        arrivals.mark(data["token"])
+                    event = read_event(item.event, item.data)
+                    if event.kind == "token" and event.text:
+                        arrivals.mark(event.text)
                         token_times.append(now)
         except httpx.TransportError as exc:
             error = type(exc).__name__

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from lessons.relay_core.contract import WireEvent, read_event
 from lessons.toolkit.sse_parser import SSEComment, SSEDecoder, SSEEvent
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "assert_one_terminal_event",
     "assert_streaming_headers",
     "assert_upstream_cancelled",
+    "classify",
     "collect",
     "collect_many",
     "collect_sync",
@@ -46,7 +48,6 @@ __all__ = [
     "is_terminal",
 ]
 
-TERMINAL_NAMES = frozenset({"done", "error"})
 # Text that must never reach a client in an error (see the error contract).
 LEAK_MARKERS = ("Traceback", "Exception", "Error(", "chatcmpl-", "msg_", "sk-", "mock-")
 
@@ -59,25 +60,14 @@ def event_data(event: SSEEvent) -> Any:
         return event.data
 
 
+def classify(event: SSEEvent) -> WireEvent:
+    """The wire contract's reading of an event (docs/wire-contract.md): token, done, error..."""
+    return read_event(event.event, event.data)
+
+
 def is_terminal(event: SSEEvent) -> bool:
-    """True for the end events of every route in CONTRACTS.md: done or error, in any shape.
-
-    Named routes send ``event: done`` / ``event: error``; the original routes send
-    ``{"done": true, ...}`` (also on errors) or ``{"event": "done" | "error", ...}``.
-    """
-    if event.event in TERMINAL_NAMES:
-        return True
-    data = event_data(event)
-    return isinstance(data, dict) and (
-        data.get("done") is True or data.get("event") in TERMINAL_NAMES
-    )
-
-
-def _is_error(event: SSEEvent) -> bool:
-    data = event_data(event)
-    return event.event == "error" or (
-        isinstance(data, dict) and ("error" in data or data.get("event") == "error")
-    )
+    """True for the terminal events of every shape in the wire contract: done or error."""
+    return classify(event).terminal
 
 
 @dataclass
@@ -113,18 +103,9 @@ class StreamRecord:
     def names(self) -> list[str]:
         return [e.event for e in self.events]
 
-    def text(self, key: str | None = None) -> str:
-        """The reply's text: the ``token`` fields (or ``text`` of named ``token`` events)."""
-        parts: list[str] = []
-        for event in self.events:
-            data = event_data(event)
-            if not isinstance(data, dict):
-                continue
-            name = key or ("text" if event.event == "token" else "token")
-            value = data.get(name)
-            if isinstance(value, str):
-                parts.append(value)
-        return "".join(parts)
+    def text(self) -> str:
+        """The reply's text: every token event's text, in any shape of the wire contract."""
+        return "".join(w.text for w in map(classify, self.events) if w.kind == "token")
 
     def body_json(self) -> Any:
         """The body as JSON (an error response before the stream)."""
@@ -311,7 +292,7 @@ async def collect_many(
 
 
 def assert_streaming_headers(record: StreamRecord) -> None:
-    """HTTP 200 with the streaming headers every route must send (CONTRACTS.md)."""
+    """HTTP 200 with the streaming headers every route must send (docs/wire-contract.md)."""
     assert record.status == 200, f"expected HTTP 200, got {record.summary()}: {record.raw[:200]!r}"
     content_type = record.headers.get("content-type", "")
     assert content_type.startswith("text/event-stream"), f"Content-Type is {content_type!r}"
@@ -359,7 +340,8 @@ def assert_error_event(
 ) -> dict[str, Any]:
     """The stream ended with one terminal error event (with ``code``), safe to show a client."""
     last = assert_one_terminal_event(record)
-    assert _is_error(last), f"the terminal event is not an error: {record.data()[-1]}"
+    kind = classify(last).kind
+    assert kind == "error", f"the terminal event is not an error: {record.data()[-1]}"
     data = event_data(last)
     if code is not None:
         assert data.get("code") == code, f"error code {data.get('code')!r}, expected {code!r}"

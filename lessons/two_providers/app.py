@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from lessons.relay_core import RelaySettings, create_relay_app
+from lessons.relay_core import ProtectionSettings, RelaySettings, create_relay_app
 from lessons.two_providers import anthropic_stream, relay, responses_stream
 
 
-def create_app(settings: RelaySettings | None = None) -> FastAPI:
+def create_app(
+    settings: RelaySettings | None = None, protection: ProtectionSettings | None = None
+) -> FastAPI:
     return create_relay_app(
         title="Streaming from OpenAI and Anthropic",
         routers=[anthropic_stream.router, responses_stream.router, relay.router],
         settings=settings,
+        protection=protection,
     )
 
 
