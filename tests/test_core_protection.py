@@ -222,9 +222,11 @@ def test_a_deployed_app_without_tokens_refuses_everyone_but_health() -> None:
 def test_a_teaching_app_without_tokens_serves_openly_and_says_so_in_the_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="lessons.relay"):
-        with serve(protection=ProtectionSettings()) as server:
-            response = httpx.post(f"{server.url}/probe", json={"message": "hi"})
+    with (
+        caplog.at_level(logging.WARNING, logger="lessons.relay"),
+        serve(protection=ProtectionSettings()) as server,
+    ):
+        response = httpx.post(f"{server.url}/probe", json={"message": "hi"})
     assert response.status_code == 200 and response.json()["client"] == "anonymous"
     assert "RELAY_CLIENT_TOKENS is not set" in caplog.text
 

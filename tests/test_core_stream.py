@@ -310,7 +310,7 @@ def test_shapes_frame_the_same_reply_as_their_routes_promise() -> None:
     meta, named = FakeClient(), FakeClient()
     asyncio.run(run(make(FakeUpstream(items), MetaEvents()), meta))
     asyncio.run(run(make(FakeUpstream(items), NamedEvents()), named))
-    assert [e.data for e in meta.events()][0] == '{"event":"start","model":"m"}'
+    assert meta.events()[0].data == '{"event":"start","model":"m"}'
     assert '"tokens":2' in meta.events()[-1].data
     names = [e.event for e in named.events()]
     assert names == ["start", "token", "tool_call", "usage", "done"]

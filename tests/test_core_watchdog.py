@@ -80,8 +80,11 @@ def test_a_trip_before_the_loop_starts_cancels_it_at_once() -> None:
 
 @pytest.mark.parametrize(
     ("message", "reason"),
-    [({"type": "http.disconnect"}, "client_disconnected"), ({"type": "relay.stop", "reason": "stopped"}, "stopped")],
-)  # fmt: skip
+    [
+        ({"type": "http.disconnect"}, "client_disconnected"),
+        ({"type": "relay.stop", "reason": "stopped"}, "stopped"),
+    ],
+)
 def test_run_ends_on_what_the_client_says(message: dict[str, str], reason: str) -> None:
     async def scenario() -> tuple[str | None, float]:
         watchdog = Watchdog(FAST, time.monotonic())

@@ -74,13 +74,15 @@ def test_every_route_the_apps_serve_is_documented_and_every_documented_one_exist
     assert not undocumented, f"routes missing from docs/wire-contract.md: {undocumented}"
 
 
+HELLO = {"message": "Say hello."}
 STREAMS = [
     ("lessons.sse_basics.app", "/chat/stream", {"message": "Say hello."}, "TokenEvents"),
     ("lessons.sse_basics.app", "/chat/stream-meta", {"message": "Say hello."}, "MetaEvents"),
     ("lessons.sse_basics.app", "/chat/events", {"message": "Say hello."}, "NamedEvents"),
     ("lessons.two_providers.app", "/anthropic/stream", {"message": "Say hello."}, "TokenEvents"),
     ("lessons.two_providers.app", "/responses/stream", {"message": "Say hello."}, "NamedEvents"),
-    ("lessons.two_providers.app", "/relay/stream", {"provider": "anthropic", "message": "Say hello."}, "NamedEvents"),
+    ("lessons.two_providers.app", "/relay/stream", {"provider": "anthropic", **HELLO}, 
+     "NamedEvents"),
     ("lessons.chain_streaming.app", "/langchain/stream", {"message": "Say hello."}, "TokenEvents"),
     ("lessons.chain_streaming.app", "/chain/stream", {"message": "Say hello."}, "NamedEvents"),
     ("lessons.chain_streaming.app", "/chain/events", {"message": "Say hello."}, "NamedEvents"),
