@@ -81,7 +81,7 @@ STREAMS = [
     ("lessons.sse_basics.app", "/chat/events", {"message": "Say hello."}, "NamedEvents"),
     ("lessons.two_providers.app", "/anthropic/stream", {"message": "Say hello."}, "TokenEvents"),
     ("lessons.two_providers.app", "/responses/stream", {"message": "Say hello."}, "NamedEvents"),
-    ("lessons.two_providers.app", "/relay/stream", {"provider": "anthropic", **HELLO}, 
+    ("lessons.two_providers.app", "/relay/stream", {"provider": "anthropic", **HELLO},
      "NamedEvents"),
     ("lessons.chain_streaming.app", "/langchain/stream", {"message": "Say hello."}, "TokenEvents"),
     ("lessons.chain_streaming.app", "/chain/stream", {"message": "Say hello."}, "NamedEvents"),
