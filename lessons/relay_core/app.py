@@ -13,6 +13,8 @@ A route asks for `relay: RelayContext` and returns `relay.stream(...)`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
@@ -37,6 +39,7 @@ from lessons.relay_core.errors import (
 from lessons.relay_core.events import Batch, StreamItem
 from lessons.relay_core.generations import GenerationMeta, GenerationStore, Producer, ready
 from lessons.relay_core.grants import GrantSigner, grant_cookie
+from lessons.relay_core.logs import log_event
 from lessons.relay_core.protection import (
     BodyTooLarge,
     ProtectionSettings,
@@ -77,6 +80,7 @@ class Relay:
 
     def __init__(self, request: Request, client_id: str, lease: Lease | None) -> None:
         state = request.app.state
+        self._request = request
         self.request_id: str = request.state.request_id
         self.client_id = client_id
         self.settings: RelaySettings = state.settings
@@ -177,11 +181,7 @@ class Relay:
         The generation belongs to this client, and holds this request's budget until it ends.
         """
         model = model or model_name(provider)
-        try:
-            async with asyncio.timeout(self.settings.open_timeout_s):
-                upstream = await opening
-        except Exception as exc:
-            raise Refused(classify_before_stream(exc, self.request_id)) from exc
+        upstream = await self._open_watching_the_client(opening)
         meta = GenerationMeta(
             id=secrets.token_urlsafe(16),  # unguessable, and checked against its owner too
             owner=self.client_id,
@@ -205,6 +205,35 @@ class Relay:
         )
         self._registry.spawn(producer.run())
         return meta
+
+    async def _open_watching_the_client(self, opening: Awaitable[Any]) -> Any:
+        """Await the provider's answer, within the open deadline, while watching the client:
+        a client that leaves meanwhile cancels the call, as EventStream does for a stream."""
+        work = asyncio.ensure_future(opening)
+        gone = asyncio.ensure_future(self._client_left())
+        try:
+            await asyncio.wait(
+                {work, gone}, timeout=self.settings.open_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            gone.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(BaseException):
+                await work
+            if gone.done() and not gone.cancelled():
+                log_event(logging.INFO, "client_left_before_answer", request_id=self.request_id)
+                raise Refused(RelayError(ErrorCode.STOPPED, self.request_id))
+            raise Refused(RelayError(ErrorCode.PROVIDER_TIMEOUT, self.request_id))
+        try:
+            return work.result()
+        except Exception as exc:
+            raise Refused(classify_before_stream(exc, self.request_id)) from exc
+
+    async def _client_left(self) -> None:
+        # The body has been read: the server's next message is the client's disconnect.
+        while (await self._request.receive())["type"] != "http.disconnect":
+            pass
 
     def grant(self, path: str, ttl_s: float) -> str:
         """A `Set-Cookie` value letting this client's browser GET URLs under `path`."""

@@ -1,8 +1,9 @@
 """Wrong: the upstream is closed only in the generator's `finally`, which may never run.
 
 A first version as tutorials write it, plus a set of open streams kept for metrics. When the
-client leaves before the first token, Starlette stops before it ever asks the generator for an
-item: a generator that never started has no `finally` to run. Without the set, CPython would free
+client leaves while the route still waits for the provider to answer, nothing notices; once the
+route returns, Starlette sees the client gone and never asks the generator for an item: a
+generator that never started has no `finally` to run. Without the set, CPython would free
 the generator at once, and with it the provider's stream, so the mistake hides (the upstream is
 closed by accident, by the garbage collector). With the set keeping it alive, nothing closes the
 upstream and the provider generates the whole reply for nobody. The core's EventStream closes
