@@ -8,7 +8,12 @@ import pytest
 
 from tests.fault_matrix import RelayServers, RelaySpec, check_relay, matrix_params, relay_servers
 
-RELAYS = ["nb03-langchain", "nb03-chain-stream", "nb03-chain-events", "nb04-chat-app"]
+RELAYS = [
+    "nb03-langchain",
+    "nb03-chain-stream",
+    "nb03-chain-events",
+    "nb04-chat-app",
+]
 
 
 @pytest.fixture(scope="module")

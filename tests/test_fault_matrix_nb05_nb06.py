@@ -8,7 +8,12 @@ import pytest
 
 from tests.fault_matrix import RelayServers, RelaySpec, check_relay, matrix_params, relay_servers
 
-RELAYS = ["nb05-resilient", "nb05-protected", "nb06-relay", "nb06-resumable"]
+RELAYS = [
+    "nb05-resilient",
+    "nb05-protected",
+    "nb06-relay",
+    "nb06-resumable",
+]
 
 
 @pytest.fixture(scope="module")
