@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: lab test unit notebooks lint format upgrade clean-venv
+.PHONY: lab test test-slow unit notebooks lint format upgrade clean-venv
 
 $(BIN)/python:
-	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'
+	$(PYTHON) lessons/toolkit/check_python.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
@@ -24,9 +24,13 @@ lab: $(STAMP)
 
 # Unit tests and every notebook under nbval (stored outputs compared), on 2 workers.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" \
 		--nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
 		tests notebooks
+
+# The heavier scenario runs (marked slow): the whole fault matrix, many-stream scenarios.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m slow tests
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests

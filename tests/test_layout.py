@@ -40,13 +40,28 @@ def module_name(path: Path) -> str:
 
 
 @pytest.mark.parametrize("path", lesson_app_files(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_lesson_apps_do_not_import_support_code(path: Path) -> None:
+def test_a_lesson_folder_is_copyable_with_relay_core_alone(path: Path) -> None:
+    """A lesson module imports third-party packages, lessons.relay_core and its own folder only:
+    a reader copies the folder and lessons/relay_core/ into a project and it runs."""
+    package = path.relative_to(LESSONS).parts[0]
+    allowed = ("lessons.relay_core", f"lessons.{package}")
     bad = {
         name
         for name in imported_modules(path)
-        if name.startswith(("lessons.toolkit", "lessons.mock_providers"))
+        if name.startswith("lessons")
+        and not (name in allowed or name.startswith(tuple(a + "." for a in allowed)))
     }
-    assert not bad, f"{path.name} imports {bad}: a reader could not copy it as it is"
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}: its folder could not be copied alone"
+
+
+def test_relay_core_imports_nothing_else_of_the_project() -> None:
+    for path in sorted((LESSONS / "relay_core").rglob("*.py")):
+        bad = {
+            n
+            for n in imported_modules(path)
+            if n.startswith("lessons") and not n.startswith("lessons.relay_core")
+        }
+        assert not bad, f"{path.name} imports {bad}"
 
 
 def test_no_module_shadows_a_library() -> None:

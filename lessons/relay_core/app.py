@@ -213,7 +213,9 @@ class Relay:
         gone = asyncio.ensure_future(self._client_left())
         try:
             await asyncio.wait(
-                {work, gone}, timeout=self.settings.open_timeout_s, return_when=asyncio.FIRST_COMPLETED
+                {work, gone},
+                timeout=self.settings.open_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
             gone.cancel()

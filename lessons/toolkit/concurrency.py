@@ -26,6 +26,7 @@ from lessons.toolkit.background import BackgroundServer
 from lessons.toolkit.providers import sdk_env_pointed_at
 from lessons.toolkit.sse_parser import SSEEvent
 from lessons.toolkit.testkit import classify, collect
+from lessons.toolkit.timing import start_axes_at_zero
 
 
 def token_text(event: SSEEvent) -> str | None:
@@ -228,12 +229,11 @@ def plot_concurrency(runs: Sequence[ConcurrencyRun], *, title: str = "") -> Any:
     fig, axes = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 3.4), squeeze=False)
     for ax, level in zip(axes[0], levels, strict=True):
         for run in (r for r in runs if r.concurrency == level):
-            ttfts = [t / 1000 for t in run.ttfts_ms]
-            ax.plot(range(1, len(ttfts) + 1), ttfts, marker="o", label=run.label)
+            ax.plot(range(1, len(run.ttfts_ms) + 1), run.ttfts_ms, marker="o", label=run.label)
         ax.set_title(f"{level} concurrent stream{'s' if level > 1 else ''}")
         ax.set_xlabel("request (sorted by first token)")
-        ax.set_ylabel("time to first token (s)")
-        ax.set_ylim(bottom=0)
+        ax.set_ylabel("time to first token (ms)")
+        start_axes_at_zero(ax, x=False, y=True)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
@@ -252,13 +252,14 @@ def plot_totals(runs: Sequence[ConcurrencyRun], *, title: str = "") -> Any:
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
         totals = [
-            next((r.wall_ms / 1000 for r in runs if r.label == label and r.concurrency == n), 0)
+            next((r.wall_ms for r in runs if r.label == label and r.concurrency == n), 0)
             for n in levels
         ]
         ax.bar([x + i * width for x in range(len(levels))], totals, width, label=label)
     ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(levels))], levels)
     ax.set_xlabel("concurrent streams")
-    ax.set_ylabel("time until all finished (s)")
+    ax.set_ylabel("time until all finished (ms)")
+    start_axes_at_zero(ax, x=False, y=True)
     ax.set_title(title or "Total time for all streams")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import textwrap
+from html import escape
 from pathlib import Path
 
 from IPython.display import Code
@@ -81,3 +82,44 @@ def show_source(relative: str, *selection: int | str) -> Code:
         ranged = f" (lines {first}-{last})" if selection else ""
         header = comment.format(relative + ranged)
     return Code(f"{header}\n{excerpt}\n", language=language)
+
+
+class Table:
+    """A table for a notebook: HTML in JupyterLab, aligned columns as plain text (which nbval
+    compares, timings masked as everywhere else)."""
+
+    def __init__(self, headers: list[str], rows: list[list[object]], *, caption: str = "") -> None:
+        self.headers = [str(h) for h in headers]
+        self.rows = [[str(cell) for cell in row] for row in rows]
+        self.caption = caption
+        if any(len(row) != len(self.headers) for row in self.rows):
+            raise ValueError("every row needs one cell per header")
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{escape(h)}</th>" for h in self.headers)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>"
+            for row in self.rows
+        )
+        caption = f"<caption>{escape(self.caption)}</caption>" if self.caption else ""
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def __repr__(self) -> str:
+        widths = [
+            max(len(r[i]) for r in [self.headers, *self.rows]) for i in range(len(self.headers))
+        ]
+        lines = [self.caption] if self.caption else []
+        for index, row in enumerate([self.headers, *self.rows]):
+            lines.append(
+                "  ".join(
+                    cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+                ).rstrip()
+            )
+            if index == 0:
+                lines.append("  ".join("-" * width for width in widths))
+        return "\n".join(lines)
+
+
+def show_table(headers: list[str], rows: list[list[object]], *, caption: str = "") -> Table:
+    """A table to end a notebook cell with (it displays itself)."""
+    return Table(headers, rows, caption=caption)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from lessons.toolkit.background import BackgroundServer, serve_in_background
+from lessons.toolkit.logs import keep_server_log
 
 if TYPE_CHECKING:
     from lessons.mock_providers import MockProviders
@@ -87,6 +89,11 @@ def _add_loopback_to_no_proxy() -> None:
         os.environ[name] = ",".join(entries)
 
 
+def _in_a_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    return shell is not None and shell.get_ipython() is not None  # type: ignore[attr-defined]
+
+
 def _models() -> tuple[str, str]:
     return (
         os.environ.get("OPENAI_MODEL", DEFAULT_OPENAI_MODEL),
@@ -109,6 +116,9 @@ def use_providers(
     """
     _remember_original_env()
     _add_loopback_to_no_proxy()
+    if _in_a_notebook():
+        # The lesson apps' log goes to memory, not to the cell's stderr (lessons.toolkit.logs).
+        keep_server_log()
     openai_model, anthropic_model = _models()
     if requested_mode() == "live":
         _restore_original_env()

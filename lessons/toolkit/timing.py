@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 # Every timing a notebook prints goes through fmt_ms / fmt_ratio, whose shapes the sanitizer
 # in notebooks/nbval_sanitize.cfg masks: stored outputs stay readable yet comparable.
@@ -50,6 +51,14 @@ class Arrivals:
         return "".join(self.texts)
 
 
+def start_axes_at_zero(ax: Any, *, x: bool = True, y: bool = False) -> None:
+    """A time axis starts at 0: the wait before the first event is what these plots show."""
+    if x:
+        ax.set_xlim(left=0)
+    if y:
+        ax.set_ylim(bottom=0)
+
+
 def plot_timelines(
     series: Sequence[Arrivals] | Mapping[str, Sequence[float]],
     *,
@@ -76,5 +85,6 @@ def plot_timelines(
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
+    start_axes_at_zero(ax)
     fig.tight_layout()
     return fig
