@@ -120,6 +120,7 @@ RELAYS = [
     RelaySpec("nb05-resilient", "lessons.resilient_relay.relay", "/chat/stream", MESSAGE),
     RelaySpec("nb05-protected", "lessons.resilient_relay.protected", "/chat/stream", MESSAGE),
     RelaySpec("nb06-relay", "lessons.proxy_browser.relay", "/chat/stream", MESSAGE),
+    RelaySpec("nb09-fast", "lessons.relay_costs.app", "/chat/stream", MESSAGE),
     RelaySpec(
         "nb06-resumable",
         "lessons.proxy_browser.resumable",

@@ -1,4 +1,4 @@
-"""The fault matrix (tests/fault_matrix.py) over the relays of notebooks nb05 and nb06."""
+"""The fault matrix (tests/fault_matrix.py) over the relays of notebooks 05, 06 and 09."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ RELAYS = [
     "nb05-protected",
     "nb06-relay",
     "nb06-resumable",
+    "nb09-fast",
 ]
 
 

@@ -146,6 +146,16 @@ class StreamFailed(Exception):
         self.code = code
 
 
+class ProviderHTTPError(Exception):
+    """A provider's HTTP error met without an SDK (the fast path reads the wire itself)."""
+
+    def __init__(self, status_code: int, headers: dict[str, str], body: object) -> None:
+        super().__init__(f"HTTP {status_code}: {str(body)[:300]}")
+        self.status_code = status_code
+        self.headers = headers
+        self.body = body
+
+
 class IncompleteStream(StreamFailed):
     """The provider's stream ended cleanly but without its end marker: the reply is cut short."""
 
@@ -195,11 +205,12 @@ def classify_before_stream(exc: BaseException, request_id: str) -> RelayError:
         code = ErrorCode.PROVIDER_TIMEOUT
     elif isinstance(exc, _CONNECTION_ERRORS):
         code = ErrorCode.PROVIDER_UNREACHABLE
-    elif isinstance(exc, _STATUS_ERRORS):
+    elif isinstance(exc, (*_STATUS_ERRORS, ProviderHTTPError)):
         status = exc.status_code
         if status == 429:
             code = ErrorCode.RATE_LIMITED
-            retry_after = exc.response.headers.get("retry-after")
+            headers = exc.headers if isinstance(exc, ProviderHTTPError) else exc.response.headers
+            retry_after = headers.get("retry-after")
         elif status in (401, 403):
             code = ErrorCode.PROVIDER_AUTH
         elif status in (503, 529) or _provider_error_type(exc) == "overloaded_error":

@@ -26,7 +26,7 @@ import inspect
 import re
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -217,13 +217,19 @@ def exec_region(source: str) -> dict[str, Any]:
     return namespace
 
 
-def sync_notebooks(check_only: bool = False) -> list[str]:
-    """Rewrite tagged exercise cells from solutions/; return the notebooks that were stale."""
+def sync_notebooks(check_only: bool = False, paths: Sequence[Path] | None = None) -> list[str]:
+    """Rewrite tagged exercise cells from solutions/; return the notebooks that were stale.
+
+    `paths` limits the rewrite to these notebooks (all of them by default)."""
     import nbformat
 
     by_tag = {exercise.tag: exercise for exercise in all_exercises()}
     stale: list[str] = []
-    for path in sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb")):
+    notebooks = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
+    if paths is not None:
+        wanted = {Path(p).resolve() for p in paths}
+        notebooks = [p for p in notebooks if p.resolve() in wanted]
+    for path in notebooks:
         notebook = nbformat.read(path, as_version=4)
         changed = False
         for cell in notebook.cells:

@@ -31,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["execute"])
     parser.add_argument("paths", nargs="+", type=Path)
     args = parser.parse_args(argv)
-    # Exercise stubs come from solutions/: refresh them before the outputs are recorded.
-    sync_notebooks()
+    # Exercise stubs come from solutions/: refresh them (in these notebooks) before the outputs
+    # are recorded.
+    sync_notebooks(paths=args.paths)
     for path in args.paths:
         print(f"executing {path} ...", flush=True)
         execute_in_place(path)

@@ -1,0 +1,181 @@
+"""The relays the lesson relays are measured against: the simplest ones people write.
+
+None of these is lesson code. Each is what a tutorial or a framework's docs would show, with no
+guarantee of the core (no deadlines, no keep-alive, no end-marker check, nothing closes the
+upstream on purpose): the point is what the guarantees cost next to them. All relay
+`POST /chat/stream` with `{"message"}` to the provider's Chat Completions endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from openai import AsyncOpenAI
+from pydantic import BaseModel
+
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class Body(BaseModel):
+    message: str
+
+
+def _messages(body: Body) -> list[dict[str, str]]:
+    return [{"role": "user", "content": body.message}]
+
+
+def _model() -> str:
+    return os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
+
+
+@asynccontextmanager
+async def _openai(app: FastAPI) -> AsyncIterator[None]:
+    app.state.openai = AsyncOpenAI()
+    yield
+    await app.state.openai.close()
+
+
+def plain_sdk() -> FastAPI:
+    """AsyncOpenAI and StreamingResponse over an async generator: the tutorial relay."""
+    app = FastAPI(lifespan=_openai)
+
+    @app.post("/chat/stream")
+    async def chat(body: Body, request: Request) -> StreamingResponse:
+        stream = await request.app.state.openai.chat.completions.create(
+            model=_model(), messages=_messages(body), stream=True
+        )
+
+        async def events() -> AsyncIterator[bytes]:
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield b"data: " + orjson.dumps({"token": chunk.choices[0].delta.content}) + b"\n\n"
+            yield b'data: {"done":true}\n\n'
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers=HEADERS)
+
+    return app
+
+
+def sse_starlette_relay() -> FastAPI:
+    """The same relay on sse-starlette's EventSourceResponse (ping task, disconnect listener)."""
+    from sse_starlette import EventSourceResponse as StarletteSSE
+
+    app = FastAPI(lifespan=_openai)
+
+    @app.post("/chat/stream")
+    async def chat(body: Body, request: Request) -> Any:
+        stream = await request.app.state.openai.chat.completions.create(
+            model=_model(), messages=_messages(body), stream=True
+        )
+
+        async def events() -> AsyncIterator[dict[str, str]]:
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield {"data": orjson.dumps({"token": chunk.choices[0].delta.content}).decode()}
+            yield {"data": '{"done":true}'}
+
+        return StarletteSSE(events())
+
+    return app
+
+
+def fastapi_native() -> FastAPI:
+    """The same relay with FastAPI's native EventSourceResponse and a generator endpoint."""
+    app = FastAPI(lifespan=_openai)
+
+    @app.post("/chat/stream", response_class=EventSourceResponse)
+    async def chat(body: Body, request: Request) -> AsyncIterable[ServerSentEvent]:
+        stream = await request.app.state.openai.chat.completions.create(
+            model=_model(), messages=_messages(body), stream=True
+        )
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                yield ServerSentEvent(data={"token": chunk.choices[0].delta.content})
+        yield ServerSentEvent(data={"done": True})
+
+    return app
+
+
+@asynccontextmanager
+async def _http(app: FastAPI) -> AsyncIterator[None]:
+    base = os.environ["OPENAI_BASE_URL"].rstrip("/")
+    app.state.http = httpx.AsyncClient(
+        base_url=base,
+        headers={"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"},
+        timeout=60,
+        limits=httpx.Limits(max_connections=1_000, max_keepalive_connections=100),
+    )
+    yield
+    await app.state.http.aclose()
+
+
+async def _open_raw(app: FastAPI, body: Body) -> httpx.Response:
+    payload = {"model": _model(), "messages": _messages(body), "stream": True}
+    request = app.state.http.build_request("POST", "/chat/completions", json=payload)
+    return await app.state.http.send(request, stream=True)
+
+
+def raw_forward() -> FastAPI:
+    """The provider's bytes passed on unchanged: no parsing at all (the limit, not a peer)."""
+    app = FastAPI(lifespan=_http)
+
+    @app.post("/chat/stream")
+    async def chat(body: Body, request: Request) -> StreamingResponse:
+        response = await _open_raw(request.app, body)
+
+        async def passthrough() -> AsyncIterator[bytes]:
+            try:
+                async for data in response.aiter_raw():
+                    yield data
+            finally:
+                await response.aclose()
+
+        return StreamingResponse(passthrough(), media_type="text/event-stream", headers=HEADERS)
+
+    return app
+
+
+def raw_parse() -> FastAPI:
+    """The provider's events parsed (orjson) and re-emitted as token events, one per event."""
+    app = FastAPI(lifespan=_http)
+
+    @app.post("/chat/stream")
+    async def chat(body: Body, request: Request) -> StreamingResponse:
+        response = await _open_raw(request.app, body)
+
+        async def events() -> AsyncIterator[bytes]:
+            pending = b""
+            try:
+                async for data in response.aiter_raw():
+                    *lines, pending = (pending + data).split(b"\n")
+                    for line in lines:
+                        if line.startswith(b"data: ") and line != b"data: [DONE]":
+                            chunk = orjson.loads(line[6:])
+                            choices = chunk.get("choices")
+                            if choices and choices[0]["delta"].get("content"):
+                                text = choices[0]["delta"]["content"]
+                                yield b"data: " + orjson.dumps({"token": text}) + b"\n\n"
+                yield b'data: {"done":true}\n\n'
+            finally:
+                await response.aclose()
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers=HEADERS)
+
+    return app
+
+
+PEERS = {
+    "raw-forward": raw_forward,
+    "raw-parse": raw_parse,
+    "plain-sdk": plain_sdk,
+    "sse-starlette": sse_starlette_relay,
+    "fastapi-native": fastapi_native,
+}
