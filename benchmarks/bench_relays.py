@@ -1,0 +1,446 @@
+"""What a streaming relay costs: the floor, the simplest peers, every lesson relay, side by side.
+
+Run: `.venv/bin/python benchmarks/bench_relays.py` (about half an hour; `--relays a,b` for some,
+`--quick` for a smoke run). The mock provider and each relay run in processes of their own, the
+mock pinned to core 0 and the relay to core 1 when `taskset` is available; the load comes from a
+lean asyncio client in this process (raw HTTP/1.1, no parsing beyond counting events), so the
+figures are the relay's. Every relay relays `POST` with `{"message"}` to the mock's Chat
+Completions endpoint; "floor" is the client talking to the mock directly.
+
+Measured for each relay, in each of `--rounds` rounds (the result is the median):
+- first-token overhead at 1 stream: median time to first token over sequential requests, minus
+  the floor's, measured in the same run;
+- tokens per second at 50 streams, and the relay's CPU per token (its process's CPU time over the
+  run, divided by the tokens it relayed), with the mock at zero delay;
+- CPU per request: short replies, the relay's CPU time divided by the requests;
+- p50 and p99 first token and total time at 10, 100 and 500 streams started together, 20 ms
+  between tokens;
+- memory per open stream: the relay's resident memory with 500 streams waiting for their first
+  token, minus its memory before, over 500.
+
+The results go to `benchmarks/results/relays.json` (notebook 09 plots them) and are printed as a
+table with ratios against the floor and the best peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "benchmarks" / "results" / "relays.json"
+
+# The mock's replies, chosen by a marker in the prompt.
+SHORT = ("bench-short", "Tokens stream out of the mock.")
+LONG = ("bench-long", " ".join(["Tokens stream out of the mock, one small piece at a time."] * 55))
+PACED = ("bench-paced", " ".join(["Tokens stream out of the mock, one small piece at a time."] * 4))
+WAIT = ("bench-wait", "Tokens stream out of the mock.")
+FIRST_TOKEN = b"Tokens"
+
+# name -> (kind, target, route, extra body fields)
+RELAYS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+    "floor": ("floor", "", "/v1/chat/completions", {}),
+    "raw-forward": ("peer", "raw-forward", "/chat/stream", {}),
+    "raw-parse": ("peer", "raw-parse", "/chat/stream", {}),
+    "plain-sdk": ("peer", "plain-sdk", "/chat/stream", {}),
+    "sse-starlette": ("peer", "sse-starlette", "/chat/stream", {}),
+    "fastapi-native": ("peer", "fastapi-native", "/chat/stream", {}),
+    "nb01-chat-stream": ("lesson", "lessons.sse_basics.app", "/chat/stream", {}),
+    "nb01-chat-events": ("lesson", "lessons.sse_basics.app", "/chat/events", {}),
+    "nb02-relay": ("lesson", "lessons.two_providers.app", "/relay/stream", {"provider": "openai"}),
+    "nb03-langchain": ("lesson", "lessons.chain_streaming.app", "/langchain/stream", {}),
+    "nb05-resilient": ("lesson", "lessons.resilient_relay.relay", "/chat/stream", {}),
+    "nb09-fast": ("lesson", "lessons.relay_costs.app", "/chat/stream", {}),
+}
+PEERS = ("plain-sdk", "sse-starlette", "fastapi-native")
+
+
+# --- the processes -----------------------------------------------------------------------------
+
+
+def serve_mock(port: int) -> None:
+    import uvicorn
+
+    from lessons.mock_providers import MockProviders
+
+    mock = MockProviders(ttft_ms=0, token_interval_ms=0)
+    for marker, reply in (SHORT, LONG):
+        mock.script(prompt_contains=marker, reply=reply, times=None)
+    mock.script(prompt_contains=PACED[0], reply=PACED[1], times=None, token_interval_ms=20)
+    mock.script(prompt_contains=WAIT[0], reply=WAIT[1], times=None, ttft_ms=60_000)
+    # Observations would grow without bound over a benchmark: keep none.
+    mock._requests = _Forgetful()  # type: ignore[attr-defined]
+    uvicorn.run(mock.app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+class _Forgetful(list):  # type: ignore[type-arg]
+    def append(self, item: Any) -> None:
+        pass
+
+
+def serve_relay(name: str, port: int, loop: str, http: str) -> None:
+    import uvicorn
+
+    kind, target, _route, _extra = RELAYS[name]
+    if kind == "peer":
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from peers import PEERS as peer_factories
+
+        app = peer_factories[target]()
+    else:
+        import importlib
+
+        from lessons.relay_core import RelaySettings
+
+        module = importlib.import_module(target)
+        # Budgets off (no client tokens): the benchmark measures the relay, not the limiter.
+        app = module.create_app(RelaySettings(max_tokens_cap=10_000, default_max_tokens=10_000))
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        access_log=False,
+        loop=loop,
+        http=http,
+        backlog=2048,
+        timeout_keep_alive=30,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def spawn(args: list[str], core: int | None, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    command = [sys.executable, __file__, *args]
+    if core is not None and shutil.which("taskset"):
+        command = ["taskset", "-c", str(core), *command]
+    return subprocess.Popen(command, cwd=ROOT, env=env)
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("the server did not start")
+
+
+# --- the client ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Stream:
+    started: float
+    first: float | None = None
+    ended: float | None = None
+    events: int = 0
+    status: int = 0
+
+
+def request_bytes(name: str, marker: str, port: int) -> bytes:
+    kind, _target, route, extra = RELAYS[name]
+    if kind == "floor":
+        body: dict[str, Any] = {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": marker}],
+            "stream": True,
+        }
+    else:
+        body = {"message": marker, **extra}
+    payload = json.dumps(body).encode()
+    head = (
+        f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer bench-key\r\nContent-Length: {len(payload)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode() + payload
+
+
+async def one_stream(port: int, request: bytes, *, hold: asyncio.Event | None = None) -> Stream:
+    """Send one request and read its streamed answer to the end (or until `hold` is set)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    stream = Stream(time.perf_counter())
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    stream.status = int(head.split(b" ", 2)[1])
+    tail = b""
+    try:
+        while True:
+            if hold is not None:
+                reading = asyncio.ensure_future(reader.read(1 << 16))
+                waiting = asyncio.ensure_future(hold.wait())
+                done, _ = await asyncio.wait({reading, waiting}, return_when=asyncio.FIRST_COMPLETED)
+                if reading not in done:
+                    reading.cancel()
+                    break
+                waiting.cancel()
+                data = reading.result()
+            else:
+                data = await reader.read(1 << 16)
+            if not data:
+                break
+            now = time.perf_counter()
+            if stream.first is None and FIRST_TOKEN in tail + data:
+                stream.first = now
+            # Events end with a blank line; HTTP chunk framing has "\r\n", never "\n\n".
+            stream.events += (tail + data).count(b"\n\n") - tail.count(b"\n\n")
+            tail = data[-8:]
+            if data.endswith(b"0\r\n\r\n"):
+                stream.ended = now
+                break
+    finally:
+        writer.close()
+    stream.ended = stream.ended or time.perf_counter()
+    return stream
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Relay:
+    """One relay (or the floor) under measurement: its port, its process, its CPU and memory."""
+
+    def __init__(self, name: str, port: int, process: subprocess.Popen[bytes] | None) -> None:
+        import psutil
+
+        self.name = name
+        self.port = port
+        self.process = psutil.Process(process.pid) if process is not None else None
+
+    def cpu(self) -> float:
+        if self.process is None:
+            return 0.0
+        times = self.process.cpu_times()
+        return times.user + times.system
+
+    def rss(self) -> int:
+        return self.process.memory_info().rss if self.process is not None else 0
+
+    def request(self, marker: str) -> bytes:
+        return request_bytes(self.name, marker, self.port)
+
+
+async def first_token_1(relay: Relay, n: int) -> float:
+    """Median time to first token, one stream at a time (ms)."""
+    times = []
+    for _ in range(n):
+        stream = await one_stream(relay.port, relay.request(SHORT[0]))
+        assert stream.first is not None, f"{relay.name}: no first token (HTTP {stream.status})"
+        times.append((stream.first - stream.started) * 1000)
+    return statistics.median(times)
+
+
+async def throughput_50(relay: Relay, streams: int) -> dict[str, float]:
+    """Tokens per second over `streams` concurrent long replies; relay CPU per token (us)."""
+    before = relay.cpu()
+    started = time.perf_counter()
+    done = await asyncio.gather(*(one_stream(relay.port, relay.request(LONG[0])) for _ in range(streams)))
+    wall = time.perf_counter() - started
+    tokens = sum(s.events for s in done)
+    cpu = relay.cpu() - before
+    return {"tokens_per_s": tokens / wall, "cpu_us_per_token": cpu / tokens * 1e6 if relay.process else 0.0}
+
+
+async def cpu_per_request(relay: Relay, requests: int) -> float:
+    """The relay's CPU time per short request (ms), 10 at a time."""
+    before = relay.cpu()
+    for start in range(0, requests, 10):
+        await asyncio.gather(
+            *(one_stream(relay.port, relay.request(SHORT[0])) for _ in range(min(10, requests - start)))
+        )
+    return (relay.cpu() - before) / requests * 1000
+
+
+async def paced(relay: Relay, streams: int) -> dict[str, float]:
+    """`streams` paced replies started together: p50/p99 first token and total (ms)."""
+    done = await asyncio.gather(*(one_stream(relay.port, relay.request(PACED[0])) for _ in range(streams)))
+    firsts = [((s.first or s.ended or s.started) - s.started) * 1000 for s in done]
+    totals = [((s.ended or s.started) - s.started) * 1000 for s in done]
+    return {
+        "first_p50_ms": percentile(firsts, 0.5),
+        "first_p99_ms": percentile(firsts, 0.99),
+        "total_p50_ms": percentile(totals, 0.5),
+        "total_p99_ms": percentile(totals, 0.99),
+    }
+
+
+async def memory_per_stream(relay: Relay, streams: int) -> float:
+    """Resident memory per open stream (KB): `streams` held open before their first token."""
+    if relay.process is None:
+        return 0.0
+    idle = relay.rss()
+    release = asyncio.Event()
+    held = [
+        asyncio.ensure_future(one_stream(relay.port, relay.request(WAIT[0]), hold=release))
+        for _ in range(streams)
+    ]
+    await asyncio.sleep(2.0 + streams / 250)  # every request opened and waiting upstream
+    peak = relay.rss()
+    release.set()
+    await asyncio.gather(*held, return_exceptions=True)
+    await asyncio.sleep(1.0)
+    return (peak - idle) / streams / 1024
+
+
+async def measure(relay: Relay, config: dict[str, int]) -> dict[str, float]:
+    await first_token_1(relay, 5)  # warm up: connection pools, imports, caches
+    result: dict[str, float] = {"ttft_1_ms": await first_token_1(relay, config["sequential"])}
+    result.update(await throughput_50(relay, config["throughput_streams"]))
+    result["cpu_ms_per_request"] = await cpu_per_request(relay, config["requests"])
+    for level in config["levels"]:
+        for key, value in (await paced(relay, level)).items():
+            result[f"{key.replace('_ms', '')}_{level}_ms"] = value
+    result["memory_kb_per_stream"] = await memory_per_stream(relay, config["memory_streams"])
+    return result
+
+
+def run_relay(name: str, mock_url: str, config: dict[str, Any], rounds: int) -> list[dict[str, float]]:
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": f"{mock_url}/v1",
+        "OPENAI_API_KEY": "bench-key",
+        "ANTHROPIC_BASE_URL": mock_url,
+        "ANTHROPIC_API_KEY": "bench-key",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    env.pop("RELAY_CLIENT_TOKENS", None)
+    results = []
+    for _ in range(rounds):
+        if name == "floor":
+            relay = Relay(name, int(mock_url.rsplit(":", 1)[1]), None)
+            process = None
+        else:
+            port = free_port()
+            process = spawn(
+                ["serve-relay", name, "--port", str(port), "--loop", config["loop"], "--http", config["http"]],
+                1,
+                env,
+            )
+            wait_listening(port, process)
+            relay = Relay(name, port, process)
+        try:
+            results.append(asyncio.run(measure(relay, config)))
+        finally:
+            if process is not None:
+                process.terminate()
+                process.wait(10)
+    return results
+
+
+def medians(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
+def report(data: dict[str, Any]) -> None:
+    relays = data["relays"]
+    floor = relays.get("floor", {}).get("median", {})
+    peers = [relays[p]["median"] for p in PEERS if p in relays]
+    best = {
+        "tokens_per_s": max((p["tokens_per_s"] for p in peers), default=None),
+        "cpu_us_per_token": min((p["cpu_us_per_token"] for p in peers), default=None),
+    }
+    print(f"\n{'relay':18} {'ttft+ms':>8} {'tok/s@50':>9} {'us/token':>9} {'ms/req':>7} "
+          f"{'p99 first@100':>13} {'KB/stream':>9}  vs best peer (tok/s, us/token)")
+    for name, entry in relays.items():
+        m = entry["median"]
+        overhead = m["ttft_1_ms"] - floor.get("ttft_1_ms", 0.0)
+        ratio = ""
+        if best["tokens_per_s"] and name != "floor":
+            ratio = (f"{m['tokens_per_s'] / best['tokens_per_s']:.2f}x, "
+                     f"{m['cpu_us_per_token'] / best['cpu_us_per_token']:.2f}x")
+        print(f"{name:18} {overhead:8.2f} {m['tokens_per_s']:9,.0f} {m['cpu_us_per_token']:9.0f} "
+              f"{m['cpu_ms_per_request']:7.2f} {m.get('first_p99_100_ms', 0):13,.0f} "
+              f"{m['memory_kb_per_stream']:9.1f}  {ratio}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench_relays.py")
+    sub = parser.add_subparsers(dest="mode")
+    mock_parser = sub.add_parser("serve-mock")
+    mock_parser.add_argument("--port", type=int, required=True)
+    relay_parser = sub.add_parser("serve-relay")
+    relay_parser.add_argument("name")
+    relay_parser.add_argument("--port", type=int, required=True)
+    relay_parser.add_argument("--loop", default="auto")
+    relay_parser.add_argument("--http", default="auto")
+    run_parser = sub.add_parser("run")
+    for p in (parser, run_parser):
+        p.add_argument("--relays", default=",".join(RELAYS))
+        p.add_argument("--rounds", type=int, default=3)
+        p.add_argument("--quick", action="store_true", help="a smoke run: tiny loads, one round")
+        p.add_argument("--loop", default="auto", help="uvicorn's --loop for the relays")
+        p.add_argument("--http", default="auto", help="uvicorn's --http for the relays")
+        p.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    if args.mode == "serve-mock":
+        serve_mock(args.port)
+        return
+    if args.mode == "serve-relay":
+        serve_relay(args.name, args.port, args.loop, args.http)
+        return
+    names = [n for n in args.relays.split(",") if n]
+    if "floor" not in names:
+        names.insert(0, "floor")
+    config: dict[str, Any] = (
+        {"sequential": 5, "throughput_streams": 5, "requests": 10, "levels": [10], "memory_streams": 20}
+        if args.quick
+        else {"sequential": 60, "throughput_streams": 50, "requests": 100, "levels": [10, 100, 500], "memory_streams": 500}
+    )
+    config.update(loop=args.loop, http=args.http)
+    rounds = 1 if args.quick else args.rounds
+    mock_port = free_port()
+    mock = spawn(["serve-mock", "--port", str(mock_port)], 0, dict(os.environ))
+    try:
+        wait_listening(mock_port, mock)
+        mock_url = f"http://127.0.0.1:{mock_port}"
+        data: dict[str, Any] = {
+            "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "pinned": shutil.which("taskset") is not None,
+            },
+            "config": {**config, "rounds": rounds},
+            "relays": {},
+        }
+        for name in names:
+            print(f"measuring {name} ...", flush=True)
+            rounds_data = run_relay(name, mock_url, config, rounds)
+            data["relays"][name] = {"median": medians(rounds_data), "rounds": rounds_data}
+    finally:
+        mock.terminate()
+        mock.wait(10)
+    report(data)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"\nwritten to {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+
+
+if __name__ == "__main__":
+    main()
