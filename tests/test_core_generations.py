@@ -179,3 +179,18 @@ def test_shutdown_ends_a_running_generation_with_a_terminal_event() -> None:
 def test_split_frames_keeps_each_event_whole() -> None:
     data = b'event: a\ndata: {"x":"\\n\\n"}\n\nevent: b\ndata: 1\n\n'
     assert split_frames(data) == [b'event: a\ndata: {"x":"\\n\\n"}\n\n', b"event: b\ndata: 1\n\n"]
+
+
+def test_one_producer_holds_the_lease_and_readers_see_when_it_is_gone() -> None:
+    async def scenario() -> tuple[bool, bool, bool, bool]:
+        store = MemoryGenerationStore()
+        await store.create(meta())
+        first = await store.claim("g1", "worker-a", lease_s=0.05)
+        second = await store.claim("g1", "worker-b", lease_s=0.05)
+        alive = (await store.read("g1", None, wait_s=0)).producer_alive
+        await asyncio.sleep(0.1)  # worker-a died: its lease ran out
+        dead = not (await store.read("g1", None, wait_s=0)).producer_alive
+        return first, second, alive, dead and not await store.renew("g1", "worker-b", 1.0)
+
+    first, second, alive, dead = asyncio.run(scenario())
+    assert first and not second and alive and dead

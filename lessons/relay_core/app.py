@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -55,6 +57,9 @@ from lessons.relay_core.stream import EventStream, close_upstream
 from lessons.relay_core.usage import UsageLedger, UsageRecord, estimate_input_tokens
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+# Who produces a generation: this process (the lease in a shared store names it).
+PRODUCER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Refused(Exception):
@@ -174,6 +179,7 @@ class Relay:
         prompt: Sequence[str] = (),
         model: str | None = None,
         abandon_after_s: float = 30.0,
+        lease_s: float = 5.0,
     ) -> GenerationMeta:
         """Start a generation that outlives this request: open the provider's stream now (a
         failure is still an HTTP error), register it in `store`, hand it to a producer.
@@ -192,6 +198,7 @@ class Relay:
         if not await store.create(meta):
             await close_upstream(upstream)
             raise Refused(RelayError(ErrorCode.SERVER_BUSY, self.request_id, "5"))
+        await store.claim(meta.id, PRODUCER_ID, lease_s)
         lease, self.lease = self.lease, None  # the producer releases it, not this request
         producer = Producer(
             store,
@@ -202,6 +209,8 @@ class Relay:
             registry=self._registry,
             on_end=self._accounting(provider, model, prompt, lease),
             abandon_after_s=abandon_after_s,
+            producer_id=PRODUCER_ID,
+            lease_s=lease_s,
         )
         self._registry.spawn(producer.run())
         return meta

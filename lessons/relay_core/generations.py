@@ -92,6 +92,14 @@ class GenerationStore(Protocol):
 
     async def stop_requested(self, generation_id: str) -> bool: ...
 
+    async def claim(self, generation_id: str, producer: str, lease_s: float) -> bool:
+        """Become the one producer of a generation, for `lease_s` (False: someone else is)."""
+        ...
+
+    async def renew(self, generation_id: str, producer: str, lease_s: float) -> bool:
+        """Extend the lease; False when it was lost (it expired and someone else took it)."""
+        ...
+
 
 # --- in this process ----------------------------------------------------------------------------
 
@@ -105,6 +113,8 @@ class _Generation:
     unread_since: float = field(default_factory=time.monotonic)
     stop: bool = False
     expires_at: float | None = None
+    producer: str | None = None
+    lease_until: float = 0.0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -185,7 +195,8 @@ class MemoryGenerationStore:
             (str(number), frame)
             for number, frame in enumerate(generation.frames[position:], start=position + 1)
         ]
-        return Page(entries, finished=generation.finished)
+        alive = generation.producer is None or generation.lease_until > time.monotonic()
+        return Page(entries, finished=generation.finished, producer_alive=alive)
 
     async def reader_joined(self, generation_id: str) -> None:
         if (generation := self._generations.get(generation_id)) is not None:
@@ -210,6 +221,23 @@ class MemoryGenerationStore:
     async def stop_requested(self, generation_id: str) -> bool:
         generation = self._generations.get(generation_id)
         return generation is not None and generation.stop
+
+    async def claim(self, generation_id: str, producer: str, lease_s: float) -> bool:
+        generation = self._generations.get(generation_id)
+        if generation is None:
+            return False
+        now = time.monotonic()
+        if generation.producer not in (None, producer) and generation.lease_until > now:
+            return False
+        generation.producer, generation.lease_until = producer, now + lease_s
+        return True
+
+    async def renew(self, generation_id: str, producer: str, lease_s: float) -> bool:
+        generation = self._generations.get(generation_id)
+        if generation is None or generation.producer != producer:
+            return False
+        generation.lease_until = time.monotonic() + lease_s
+        return True
 
 
 # --- producing and following --------------------------------------------------------------------
@@ -236,6 +264,8 @@ class Producer(EventStream):
         on_end: Callable[[EventStream], Awaitable[None]] | None = None,
         abandon_after_s: float = 30.0,
         check_interval_s: float = 0.25,
+        producer_id: str = "",
+        lease_s: float = 5.0,
     ) -> None:
         super().__init__(
             opening,
@@ -252,6 +282,10 @@ class Producer(EventStream):
         self.meta = meta
         self.abandon_after_s = abandon_after_s
         self.check_interval_s = check_interval_s
+        # The lease this producer holds on the generation (taken by whoever started it): renewed
+        # while it runs, so that readers elsewhere can tell a dead producer from a slow one.
+        self.producer_id = producer_id
+        self.lease_s = lease_s
 
     async def run(self) -> None:
         """The producer's task: the stream's lifecycle, with the store as its only client."""
@@ -261,13 +295,20 @@ class Producer(EventStream):
         raise RuntimeError("a producer has no connection")
 
     async def _supervise(self) -> dict[str, str]:
-        """Stands in for a client's `receive()`: says when the generation must end early."""
+        """Stands in for a client's `receive()`: says when the generation must end early, and
+        renews the producer's lease meanwhile."""
+        renewed_at = time.monotonic()
         while True:
             await anyio.sleep(self.check_interval_s)
             if await self.store.stop_requested(self.meta.id):
                 return {"type": "relay.stop", "reason": "stopped"}
             if await self.store.unread_for(self.meta.id) > self.abandon_after_s:
                 return {"type": "relay.stop", "reason": "abandoned"}
+            if self.producer_id and time.monotonic() - renewed_at > self.lease_s / 3:
+                renewed_at = time.monotonic()
+                if not await self.store.renew(self.meta.id, self.producer_id, self.lease_s):
+                    # Another producer took over (this one was presumed dead): stop writing.
+                    return {"type": "relay.stop", "reason": "stopped"}
 
     async def _start(self) -> None:
         self._response_started = True

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
 import socket
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
+
+from lessons.relay_core.grants import GRANT_KEY_ENV
 
 if TYPE_CHECKING:
     from lessons.relay_core.stream import EventStream
@@ -123,6 +127,9 @@ def serve(
     if not isinstance(app, str):
         raise ValueError("several workers need the app as an import string, e.g. 'pkg.app:app'")
     from uvicorn.supervisors import Multiprocess
+
+    # Workers must share the key that signs grants (a browser's GET may reach any of them).
+    os.environ.setdefault(GRANT_KEY_ENV, secrets.token_hex(32))
 
     sock = config.bind_socket()
     Multiprocess(config, target=server.run, sockets=[sock]).run()
