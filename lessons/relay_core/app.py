@@ -180,16 +180,21 @@ class Relay:
         model: str | None = None,
         abandon_after_s: float = 30.0,
         lease_s: float = 5.0,
+        shape: EventShape | None = None,
+        generation_id: str | None = None,
     ) -> GenerationMeta:
         """Start a generation that outlives this request: open the provider's stream now (a
         failure is still an HTTP error), register it in `store`, hand it to a producer.
 
         The generation belongs to this client, and holds this request's budget until it ends.
+        `shape` frames what is stored (NamedEvents without ids by default); `generation_id`
+        names it (a random, unguessable id by default).
         """
         model = model or model_name(provider)
         upstream = await self._open_watching_the_client(opening)
         meta = GenerationMeta(
-            id=secrets.token_urlsafe(16),  # unguessable, and checked against its owner too
+            # Unguessable, and checked against its owner too.
+            id=generation_id or secrets.token_urlsafe(16),
             owner=self.client_id,
             request_id=self.request_id,
             provider=provider,
@@ -211,6 +216,7 @@ class Relay:
             abandon_after_s=abandon_after_s,
             producer_id=PRODUCER_ID,
             lease_s=lease_s,
+            shape=shape,
         )
         self._registry.spawn(producer.run())
         return meta

@@ -32,7 +32,7 @@ import anyio
 
 from lessons.relay_core.events import Finish, Frame, StreamItem
 from lessons.relay_core.settings import RelaySettings
-from lessons.relay_core.shapes import NamedEvents, ReplayEvents
+from lessons.relay_core.shapes import EventShape, NamedEvents, ReplayEvents
 from lessons.relay_core.stream import EventStream, Items, Registry
 
 
@@ -266,11 +266,14 @@ class Producer(EventStream):
         check_interval_s: float = 0.25,
         producer_id: str = "",
         lease_s: float = 5.0,
+        shape: EventShape | None = None,
     ) -> None:
+        """`shape` frames the stored events: `NamedEvents(ids=False)` by default (the store gives
+        the ids); a protocol with its own framing (the AI SDK's, notebook 08) passes its own."""
         super().__init__(
             opening,
             events,
-            NamedEvents(ids=False),
+            shape or NamedEvents(ids=False),
             request_id=meta.request_id,
             settings=settings,
             provider=meta.provider,
