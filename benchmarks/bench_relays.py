@@ -179,20 +179,27 @@ def request_bytes(name: str, marker: str, port: int) -> bytes:
     return head.encode() + payload
 
 
-async def one_stream(port: int, request: bytes, *, hold: asyncio.Event | None = None) -> Stream:
-    """Send one request and read its streamed answer to the end (or until `hold` is set)."""
+async def one_stream(
+    port: int, request: bytes, *, hold: asyncio.Event | None = None, opened: list[int] | None = None
+) -> Stream:
+    """Send one request and read its streamed answer to the end (or until `hold` is set);
+    `opened` counts the streams whose response headers have arrived."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
     stream = Stream(time.perf_counter())
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
     stream.status = int(head.split(b" ", 2)[1])
+    if opened is not None:
+        opened.append(1)
     tail = b""
     try:
         while True:
             if hold is not None:
                 reading = asyncio.ensure_future(reader.read(1 << 16))
                 waiting = asyncio.ensure_future(hold.wait())
-                done, _ = await asyncio.wait({reading, waiting}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {reading, waiting}, return_when=asyncio.FIRST_COMPLETED
+                )
                 if reading not in done:
                     reading.cancel()
                     break
@@ -259,11 +266,16 @@ async def throughput_50(relay: Relay, streams: int) -> dict[str, float]:
     """Tokens per second over `streams` concurrent long replies; relay CPU per token (us)."""
     before = relay.cpu()
     started = time.perf_counter()
-    done = await asyncio.gather(*(one_stream(relay.port, relay.request(LONG[0])) for _ in range(streams)))
+    done = await asyncio.gather(
+        *(one_stream(relay.port, relay.request(LONG[0])) for _ in range(streams))
+    )
     wall = time.perf_counter() - started
     tokens = sum(s.events for s in done)
     cpu = relay.cpu() - before
-    return {"tokens_per_s": tokens / wall, "cpu_us_per_token": cpu / tokens * 1e6 if relay.process else 0.0}
+    return {
+        "tokens_per_s": tokens / wall,
+        "cpu_us_per_token": cpu / tokens * 1e6 if relay.process else 0.0,
+    }
 
 
 async def cpu_per_request(relay: Relay, requests: int) -> float:
@@ -271,14 +283,19 @@ async def cpu_per_request(relay: Relay, requests: int) -> float:
     before = relay.cpu()
     for start in range(0, requests, 10):
         await asyncio.gather(
-            *(one_stream(relay.port, relay.request(SHORT[0])) for _ in range(min(10, requests - start)))
+            *(
+                one_stream(relay.port, relay.request(SHORT[0]))
+                for _ in range(min(10, requests - start))
+            )
         )
     return (relay.cpu() - before) / requests * 1000
 
 
 async def paced(relay: Relay, streams: int) -> dict[str, float]:
     """`streams` paced replies started together: p50/p99 first token and total (ms)."""
-    done = await asyncio.gather(*(one_stream(relay.port, relay.request(PACED[0])) for _ in range(streams)))
+    done = await asyncio.gather(
+        *(one_stream(relay.port, relay.request(PACED[0])) for _ in range(streams))
+    )
     firsts = [((s.first or s.ended or s.started) - s.started) * 1000 for s in done]
     totals = [((s.ended or s.started) - s.started) * 1000 for s in done]
     return {
@@ -295,15 +312,22 @@ async def memory_per_stream(relay: Relay, streams: int) -> float:
         return 0.0
     idle = relay.rss()
     release = asyncio.Event()
+    opened: list[int] = []
     held = [
-        asyncio.ensure_future(one_stream(relay.port, relay.request(WAIT[0]), hold=release))
+        asyncio.ensure_future(
+            one_stream(relay.port, relay.request(WAIT[0]), hold=release, opened=opened)
+        )
         for _ in range(streams)
     ]
-    await asyncio.sleep(2.0 + streams / 250)  # every request opened and waiting upstream
+    # Every stream answered (so open upstream too, waiting for its first token), then a moment
+    # for the relay to settle.
+    deadline = time.monotonic() + 30
+    while len(opened) < streams and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
     peak = relay.rss()
     release.set()
     await asyncio.gather(*held, return_exceptions=True)
-    await asyncio.sleep(1.0)
     return (peak - idle) / streams / 1024
 
 
@@ -319,7 +343,9 @@ async def measure(relay: Relay, config: dict[str, int]) -> dict[str, float]:
     return result
 
 
-def run_relay(name: str, mock_url: str, config: dict[str, Any], rounds: int) -> list[dict[str, float]]:
+def run_relay(
+    name: str, mock_url: str, config: dict[str, Any], rounds: int
+) -> list[dict[str, float]]:
     env = {
         **os.environ,
         "OPENAI_BASE_URL": f"{mock_url}/v1",
@@ -337,7 +363,16 @@ def run_relay(name: str, mock_url: str, config: dict[str, Any], rounds: int) -> 
         else:
             port = free_port()
             process = spawn(
-                ["serve-relay", name, "--port", str(port), "--loop", config["loop"], "--http", config["http"]],
+                [
+                    "serve-relay",
+                    name,
+                    "--port",
+                    str(port),
+                    "--loop",
+                    config["loop"],
+                    "--http",
+                    config["http"],
+                ],
                 1,
                 env,
             )
@@ -364,18 +399,24 @@ def report(data: dict[str, Any]) -> None:
         "tokens_per_s": max((p["tokens_per_s"] for p in peers), default=None),
         "cpu_us_per_token": min((p["cpu_us_per_token"] for p in peers), default=None),
     }
-    print(f"\n{'relay':18} {'ttft+ms':>8} {'tok/s@50':>9} {'us/token':>9} {'ms/req':>7} "
-          f"{'p99 first@100':>13} {'KB/stream':>9}  vs best peer (tok/s, us/token)")
+    print(
+        f"\n{'relay':18} {'ttft+ms':>8} {'tok/s@50':>9} {'us/token':>9} {'ms/req':>7} "
+        f"{'p99 first@100':>13} {'KB/stream':>9}  vs best peer (tok/s, us/token)"
+    )
     for name, entry in relays.items():
         m = entry["median"]
         overhead = m["ttft_1_ms"] - floor.get("ttft_1_ms", 0.0)
         ratio = ""
         if best["tokens_per_s"] and name != "floor":
-            ratio = (f"{m['tokens_per_s'] / best['tokens_per_s']:.2f}x, "
-                     f"{m['cpu_us_per_token'] / best['cpu_us_per_token']:.2f}x")
-        print(f"{name:18} {overhead:8.2f} {m['tokens_per_s']:9,.0f} {m['cpu_us_per_token']:9.0f} "
-              f"{m['cpu_ms_per_request']:7.2f} {m.get('first_p99_100_ms', 0):13,.0f} "
-              f"{m['memory_kb_per_stream']:9.1f}  {ratio}")
+            ratio = (
+                f"{m['tokens_per_s'] / best['tokens_per_s']:.2f}x, "
+                f"{m['cpu_us_per_token'] / best['cpu_us_per_token']:.2f}x"
+            )
+        print(
+            f"{name:18} {overhead:8.2f} {m['tokens_per_s']:9,.0f} {m['cpu_us_per_token']:9.0f} "
+            f"{m['cpu_ms_per_request']:7.2f} {m.get('first_p99_100_ms', 0):13,.0f} "
+            f"{m['memory_kb_per_stream']:9.1f}  {ratio}"
+        )
 
 
 def main() -> None:
@@ -407,9 +448,21 @@ def main() -> None:
     if "floor" not in names:
         names.insert(0, "floor")
     config: dict[str, Any] = (
-        {"sequential": 5, "throughput_streams": 5, "requests": 10, "levels": [10], "memory_streams": 20}
+        {
+            "sequential": 5,
+            "throughput_streams": 5,
+            "requests": 10,
+            "levels": [10],
+            "memory_streams": 20,
+        }
         if args.quick
-        else {"sequential": 60, "throughput_streams": 50, "requests": 100, "levels": [10, 100, 500], "memory_streams": 500}
+        else {
+            "sequential": 60,
+            "throughput_streams": 50,
+            "requests": 100,
+            "levels": [10, 100, 500],
+            "memory_streams": 500,
+        }
     )
     config.update(loop=args.loop, http=args.http)
     rounds = 1 if args.quick else args.rounds
@@ -439,7 +492,9 @@ def main() -> None:
     report(data)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=1) + "\n")
-    print(f"\nwritten to {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    print(
+        f"\nwritten to {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"
+    )
 
 
 if __name__ == "__main__":
