@@ -67,6 +67,17 @@ RELAYS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "nb09-fast": ("lesson", "lessons.relay_costs.app", "/chat/stream", {}),
 }
 PEERS = ("plain-sdk", "sse-starlette", "fastapi-native")
+# A variant of a relay: `name+aiohttp` (the SDK's aiohttp transport), `name+uvloop` (uvicorn on
+# uvloop and httptools), `name+asyncio` (uvicorn on asyncio and h11).
+VARIANTS = {"aiohttp", "uvloop", "asyncio"}
+
+
+def split_variant(name: str) -> tuple[str, set[str]]:
+    base, *variants = name.split("+")
+    unknown = set(variants) - VARIANTS
+    if base not in RELAYS or unknown:
+        raise SystemExit(f"unknown relay {name!r} (variants: {sorted(VARIANTS)})")
+    return base, set(variants)
 
 
 # --- the processes -----------------------------------------------------------------------------
@@ -95,6 +106,11 @@ class _Forgetful(list):  # type: ignore[type-arg]
 def serve_relay(name: str, port: int, loop: str, http: str) -> None:
     import uvicorn
 
+    name, variants = split_variant(name)
+    if "uvloop" in variants:
+        loop, http = "uvloop", "httptools"
+    if "asyncio" in variants:
+        loop, http = "asyncio", "h11"
     kind, target, _route, _extra = RELAYS[name]
     if kind == "peer":
         sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -108,7 +124,12 @@ def serve_relay(name: str, port: int, loop: str, http: str) -> None:
 
         module = importlib.import_module(target)
         # Budgets off (no client tokens): the benchmark measures the relay, not the limiter.
-        app = module.create_app(RelaySettings(max_tokens_cap=10_000, default_max_tokens=10_000))
+        settings = RelaySettings(
+            max_tokens_cap=10_000,
+            default_max_tokens=10_000,
+            http_client="aiohttp" if "aiohttp" in variants else "httpx",
+        )
+        app = module.create_app(settings)
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -161,7 +182,7 @@ class Stream:
 
 
 def request_bytes(name: str, marker: str, port: int) -> bytes:
-    kind, _target, route, extra = RELAYS[name]
+    kind, _target, route, extra = RELAYS[split_variant(name)[0]]
     if kind == "floor":
         body: dict[str, Any] = {
             "model": "gpt-4o-mini",

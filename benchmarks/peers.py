@@ -56,7 +56,11 @@ def plain_sdk() -> FastAPI:
         async def events() -> AsyncIterator[bytes]:
             async for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:
-                    yield b"data: " + orjson.dumps({"token": chunk.choices[0].delta.content}) + b"\n\n"
+                    yield (
+                        b"data: "
+                        + orjson.dumps({"token": chunk.choices[0].delta.content})
+                        + b"\n\n"
+                    )
             yield b'data: {"done":true}\n\n'
 
         return StreamingResponse(events(), media_type="text/event-stream", headers=HEADERS)

@@ -9,7 +9,7 @@ only from the SDKs' own environment variables (`OPENAI_BASE_URL`, `OPENAI_API_KE
 from __future__ import annotations
 
 import os
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anthropic
 import openai
@@ -43,9 +43,14 @@ def make_client(
     """An async client for `provider`. Its retries (two, the SDK default) happen while the stream
     is being opened, before the first byte to our client, inside the relay's open deadline."""
     timeout = sdk_timeout(settings)
-    if provider == "openai":
-        return openai.AsyncOpenAI(timeout=openai.Timeout(timeout, connect=5.0))
-    return anthropic.AsyncAnthropic(timeout=anthropic.Timeout(timeout, connect=5.0))
+    sdk = openai if provider == "openai" else anthropic
+    options: dict[str, Any] = {"timeout": sdk.Timeout(timeout, connect=5.0)}
+    if settings.http_client == "aiohttp":
+        # The SDK's own aiohttp transport, with the SDK's pool limits (1,000 connections, 100 kept
+        # alive), which one worker's streams stay far below.
+        options["http_client"] = sdk.DefaultAioHttpClient(timeout=options["timeout"])
+    client = openai.AsyncOpenAI if provider == "openai" else anthropic.AsyncAnthropic
+    return client(**options)
 
 
 def get_openai(request: Request) -> openai.AsyncOpenAI:

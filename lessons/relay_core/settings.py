@@ -36,6 +36,9 @@ class RelaySettings:
     # system prompt is the server's policy, not the caller's.
     client_system_prompt: bool = True
     system_prompt: str = "You are a helpful assistant."
+    # The SDKs' HTTP transport: "httpx" (their default, httpx2) or "aiohttp" (the SDKs' own
+    # aiohttp-backed client, from their `aiohttp` extra). Notebook 09 measures both.
+    http_client: str = "httpx"
 
     def __post_init__(self) -> None:
         for name in (
@@ -53,3 +56,5 @@ class RelaySettings:
             raise ValueError("default_max_tokens must be between 1 and max_tokens_cap")
         if self.max_body_bytes < 1:
             raise ValueError("max_body_bytes must be positive")
+        if self.http_client not in ("httpx", "aiohttp"):
+            raise ValueError('http_client is "httpx" or "aiohttp"')
