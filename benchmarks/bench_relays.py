@@ -65,6 +65,12 @@ RELAYS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "nb03-langchain": ("lesson", "lessons.chain_streaming.app", "/langchain/stream", {}),
     "nb05-resilient": ("lesson", "lessons.resilient_relay.relay", "/chat/stream", {}),
     "nb09-fast": ("lesson", "lessons.relay_costs.app", "/chat/stream", {}),
+    "nb09-task-per-token": (
+        "pitfall",
+        "lessons.relay_costs.task_per_token_pitfall",
+        "/chat/stream",
+        {},
+    ),
 }
 PEERS = ("plain-sdk", "sse-starlette", "fastapi-native")
 # A variant of a relay: `name+aiohttp` (the SDK's aiohttp transport), `name+uvloop` (uvicorn on
@@ -117,6 +123,10 @@ def serve_relay(name: str, port: int, loop: str, http: str) -> None:
         from peers import PEERS as peer_factories
 
         app = peer_factories[target]()
+    elif kind == "pitfall":
+        import importlib
+
+        app = importlib.import_module(target).app
     else:
         import importlib
 
@@ -343,7 +353,7 @@ async def memory_per_stream(relay: Relay, streams: int) -> float:
     # Every stream answered (so open upstream too, waiting for its first token), then a moment
     # for the relay to settle.
     deadline = time.monotonic() + 30
-    while len(opened) < streams and time.monotonic() < deadline:
+    while len(opened) < streams and time.monotonic() < deadline:  # noqa: ASYNC110 (a poll of a count)
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.3)
     peak = relay.rss()
