@@ -600,7 +600,9 @@ def _frozen_reader(result: CaseResult, url: str, spec: RelaySpec, mock: Any) -> 
     with contextlib.closing(raw_socket_request(url, head, body=payload, rcvbuf=4096)) as sock:
         first = sock.recv(1024)  # the response has started
         frozen_at = time.monotonic()
-        time.sleep(FAST.send_timeout_s + 0.8)
+        # Long enough for a slow relay (LangChain) to fill the buffers on a busy machine, then for
+        # its send deadline to pass.
+        time.sleep(FAST.send_timeout_s + 2.5)
         rest, closed = read_until_closed(sock, 10.0)
     data = first + rest
     events = [e for e in parse_sse(dechunk(data)) if isinstance(e, SSEEvent)]

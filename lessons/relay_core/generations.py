@@ -320,7 +320,7 @@ class Producer(EventStream):
         if first:
             await self._write(first)
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: bytes, *, more: bool = True) -> None:
         dog = self.watchdog
         dog.writing_since = now = time.monotonic()
         if dog.sleeping_until > now + self.settings.send_timeout_s:

@@ -134,9 +134,11 @@ class EventStream(Response):
         self._closed = False
         self._response_started = False
         self._completed = False
-        # asyncio's lock, not anyio's: an uncontended acquire does not yield to the loop, and this
-        # is taken once per token. It only orders the loop's writes and the watchdog's pings.
-        self._lock = asyncio.Lock()
+        # A keep-alive (written by the watchdog's task) and the loop's writes must not overlap.
+        # No lock is taken per token: the watchdog writes a ping only while the loop is not
+        # writing, and a loop that wants to write meanwhile waits for the ping to be out.
+        self._pinging = False
+        self._pinged = asyncio.Event()
         self._scope: Scope = {}
         self._receive: Receive | None = None
         self._send: Send | None = None
@@ -358,27 +360,33 @@ class EventStream(Response):
         if first:
             await self._write(first)
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: bytes, *, more: bool = True) -> None:
         dog = self.watchdog
-        async with self._lock:
-            dog.writing_since = dog.last_write_at = now = time.monotonic()
-            if dog.sleeping_until > now + self.settings.send_timeout_s:
-                dog.nudge()  # the send deadline comes before whatever the watchdog waits for
-            await self._send({"type": _BODY, "body": data, "more_body": True})  # type: ignore[misc]
-            dog.writing_since = None
+        if self._pinging:
+            await self._pinged.wait()
+        dog.writing_since = dog.last_write_at = now = time.monotonic()
+        if dog.sleeping_until > now + self.settings.send_timeout_s:
+            dog.nudge()  # the send deadline comes before whatever the watchdog waits for
+        await self._send({"type": _BODY, "body": data, "more_body": more})  # type: ignore[misc]
+        dog.writing_since = None
         dog.waiting_since = time.monotonic()
 
     async def _keepalive(self) -> None:
-        async with self._lock:
+        if self.watchdog.writing_since is not None:
+            return  # the loop is writing: that is traffic enough
+        self._pinging = True
+        self._pinged.clear()
+        try:
             self.watchdog.last_write_at = time.monotonic()
             await self._send({"type": _BODY, "body": KEEPALIVE, "more_body": True})  # type: ignore[misc]
+        finally:
+            self._pinging = False
+            self._pinged.set()
 
     async def _terminal(self, data: bytes) -> None:
         tail = self.shape.after_terminal()
-        if data or tail:
-            await self._write(data + tail if tail else data)
-        async with self._lock:
-            await self._send({"type": _BODY, "body": b"", "more_body": False})  # type: ignore[misc]
+        # The terminal event and the end of the body in one write.
+        await self._write(data + tail if tail else data, more=False)
         self._completed = True
 
     async def _refuse(self, error: RelayError) -> None:
