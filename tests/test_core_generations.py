@@ -194,3 +194,29 @@ def test_one_producer_holds_the_lease_and_readers_see_when_it_is_gone() -> None:
 
     first, second, alive, dead = asyncio.run(scenario())
     assert first and not second and alive and dead
+
+
+def test_a_stop_is_heard_while_tokens_flow_fast() -> None:
+    """The watchdog re-awaits the supervisor each time it wakes; the checks must still run
+    every check interval when tokens come faster than that."""
+
+    async def scenario() -> float:
+        store = MemoryGenerationStore()
+        many = [Token("x")] * 2_000 + [Finish("stop")]
+        upstream = FakeUpstream(many, delays=[0.005] * 2_000)
+        await store.create(meta())
+        # A long idle deadline: the watchdog then sleeps for long, and is woken by each write.
+        settings = replace(FAST, idle_timeout_s=30, total_timeout_s=60)
+        producer = Producer(
+            store, meta(), ready(upstream), adapter, settings=settings, check_interval_s=0.05
+        )
+        task = asyncio.ensure_future(producer.run())
+        await store.reader_joined("g1")
+        await asyncio.sleep(0.1)
+        await store.request_stop("g1")
+        stopped = asyncio.get_running_loop().time()
+        await asyncio.wait_for(task, 5)
+        assert producer.outcome == "stopped"
+        return asyncio.get_running_loop().time() - stopped
+
+    assert asyncio.run(scenario()) < 0.5

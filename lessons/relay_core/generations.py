@@ -289,6 +289,10 @@ class Producer(EventStream):
         # while it runs, so that readers elsewhere can tell a dead producer from a slow one.
         self.producer_id = producer_id
         self.lease_s = lease_s
+        # The supervisor's clock, kept here: the watchdog cancels and re-awaits `_supervise`
+        # each time it wakes, so the call itself must not be what times the checks.
+        self._next_check: float | None = None
+        self._renewed_at = time.monotonic()
 
     async def run(self) -> None:
         """The producer's task: the stream's lifecycle, with the store as its only client."""
@@ -299,16 +303,21 @@ class Producer(EventStream):
 
     async def _supervise(self) -> dict[str, str]:
         """Stands in for a client's `receive()`: says when the generation must end early, and
-        renews the producer's lease meanwhile."""
-        renewed_at = time.monotonic()
+        renews the producer's lease meanwhile. A call that was cancelled and made again waits
+        only for what is left of the interval: the checks run every `check_interval_s`."""
         while True:
-            await anyio.sleep(self.check_interval_s)
+            now = time.monotonic()
+            if self._next_check is None:
+                self._next_check = now + self.check_interval_s
+            if self._next_check > now:
+                await anyio.sleep(self._next_check - now)
+            self._next_check = time.monotonic() + self.check_interval_s
             if await self.store.stop_requested(self.meta.id):
                 return {"type": "relay.stop", "reason": "stopped"}
             if await self.store.unread_for(self.meta.id) > self.abandon_after_s:
                 return {"type": "relay.stop", "reason": "abandoned"}
-            if self.producer_id and time.monotonic() - renewed_at > self.lease_s / 3:
-                renewed_at = time.monotonic()
+            if self.producer_id and time.monotonic() - self._renewed_at > self.lease_s / 3:
+                self._renewed_at = time.monotonic()
                 if not await self.store.renew(self.meta.id, self.producer_id, self.lease_s):
                     # Another producer took over (this one was presumed dead): stop writing.
                     return {"type": "relay.stop", "reason": "stopped"}
@@ -322,9 +331,7 @@ class Producer(EventStream):
 
     async def _write(self, data: bytes, *, more: bool = True) -> None:
         dog = self.watchdog
-        dog.writing_since = now = time.monotonic()
-        if dog.sleeping_until > now + self.settings.send_timeout_s:
-            dog.nudge()
+        dog.writing_since = time.monotonic()
         await self.store.append(self.meta.id, split_frames(data))
         dog.writing_since = None
         dog.waiting_since = time.monotonic()

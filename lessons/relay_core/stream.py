@@ -364,9 +364,7 @@ class EventStream(Response):
         dog = self.watchdog
         if self._pinging:
             await self._pinged.wait()
-        dog.writing_since = dog.last_write_at = now = time.monotonic()
-        if dog.sleeping_until > now + self.settings.send_timeout_s:
-            dog.nudge()  # the send deadline comes before whatever the watchdog waits for
+        dog.writing_since = dog.last_write_at = time.monotonic()
         await self._send({"type": _BODY, "body": data, "more_body": more})  # type: ignore[misc]
         dog.writing_since = None
         dog.waiting_since = time.monotonic()

@@ -79,9 +79,9 @@ class Watchdog:
         self.last_write_at: float | None = None
         self.tripped: EndReason | None = None
         self._scope: anyio.CancelScope | None = None
-        # The watchdog sleeps until the next due time it knows of. When something becomes due
-        # sooner (the stream opened, so keep-alives start; a write began, so its send deadline
-        # runs), the loop calls `nudge()` and the watchdog recomputes.
+        # The watchdog sleeps until the next due time it knows of (and never for more than half
+        # a send timeout once the stream is open). When the stream opens, keep-alives may be due
+        # sooner than the open deadline it slept towards: `opened()` nudges it to recompute.
         self.sleeping_until = float("inf")
         self._nap: anyio.CancelScope | None = None
 
@@ -138,7 +138,13 @@ class Watchdog:
         """The watchdog's task: returns once it has tripped (or is cancelled with the stream)."""
         while self.tripped is None:
             due, what = self.next_due()
-            wait = due - time.monotonic()
+            now = time.monotonic()
+            if self.phase != OPENING:
+                # A write may begin, and stall, while the watchdog sleeps towards a later time:
+                # it looks again at least twice per send timeout, so a stalled write is seen
+                # within 1.5 send timeouts, without the loop paying anything per write.
+                due = min(due, now + self.settings.send_timeout_s / 2)
+            wait = due - now
             if wait <= 0:
                 if what != "keepalive":
                     self.trip(what)
