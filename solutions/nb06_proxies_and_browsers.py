@@ -31,26 +31,66 @@ location /chat/stream {
 
 # %% end
 
-# %% exercise: stop_server_side  check: lessons.toolkit.exercise_checks.nb06_proxies_and_browsers:check_stop_server_side
-import json
-from collections.abc import AsyncIterator
-from typing import Any
+# %% exercise: resume_reply  check: lessons.toolkit.exercise_checks.nb06_proxies_and_browsers:check_resume_reply
+import httpx
+
+from lessons.relay_core import read_event
+from lessons.toolkit.sse_parser import SSEDecoder
 
 
-async def relay_tokens(stream: Any) -> AsyncIterator[str]:
-    """Relay an AsyncOpenAI chat stream as `/chat/stream` events: a `{"token": ..., "done":
-    false}` event per piece of text, then `{"token": "", "done": true}`. However the generator
-    ends (finished, failed, or cancelled because the browser pressed Stop), close `stream`."""
+def read_reply(client: httpx.Client, url: str, last_event_id: str | None = None) -> str:
+    """Read a generation's events at `url` to their end, as EventSource would, and return the
+    reply's text: every token once, in order, however often the connection drops.
+
+    Start after `last_event_id` if given. When a connection ends before the terminal event
+    (`done` or `error`), reconnect at once with `Last-Event-ID`: the id of the last event you
+    received *complete*. Stop at the terminal event, or when the server answers 204 (nothing
+    more will come).
+    """
     ### BEGIN SOLUTION
-    try:
-        async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                token = chunk.choices[0].delta.content
-                yield f"data: {json.dumps({'token': token, 'done': False})}\n\n"
-        yield f"data: {json.dumps({'token': '', 'done': True})}\n\n"
-    finally:
-        # A client disconnect cancels this generator: the provider must stop generating too.
-        await stream.close()
+    text: list[str] = []
+    while True:
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        with client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 204:
+                return "".join(text)
+            response.raise_for_status()
+            # The decoder dispatches only complete events, and updates its last_event_id only
+            # then: an event cut in half by the drop is neither read nor counted as seen.
+            decoder = SSEDecoder()
+            for chunk in response.iter_bytes():
+                for event in decoder.feed(chunk):
+                    wire = read_event(event.event, event.data)
+                    if wire.kind == "token":
+                        text.append(wire.text)
+                    if wire.terminal:
+                        return "".join(text)
+            last_event_id = decoder.last_event_id or last_event_id
+    ### END SOLUTION
+
+
+# %% end
+
+
+# %% exercise: open_times  check: lessons.toolkit.exercise_checks.nb06_proxies_and_browsers:check_open_times
+def open_times(durations_ms: list[float], limit: int) -> list[float]:
+    """When each of these streams opens, in ms, if a page asks for all of them at time 0.
+
+    Stream i lasts `durations_ms[i]` once open. The browser keeps at most `limit` open at once
+    to one origin (6 over HTTP/1.1) and opens waiting streams in the order they were asked
+    for, each as soon as an open one ends.
+    """
+    ### BEGIN SOLUTION
+    import heapq
+
+    ends: list[float] = []  # when each open stream ends: a min-heap of at most `limit` times
+    opened: list[float] = []
+    for duration in durations_ms:
+        # A free connection now, or the moment the earliest open stream ends.
+        start = heapq.heappop(ends) if len(ends) >= limit else 0.0
+        opened.append(start)
+        heapq.heappush(ends, start + duration)
+    return opened
     ### END SOLUTION
 
 

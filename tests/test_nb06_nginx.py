@@ -1,82 +1,133 @@
-"""Notebook 06 through a real nginx: default buffering holds the stream; the fixes restore it."""
+"""Notebook 06 through a real nginx: default buffering holds the stream (one lump for a short
+reply, buffer-sized lumps for a long one); the fixes restore it; read timeouts, upstream
+keep-alive, gzip, and TLS with HTTP/2."""
 
 from __future__ import annotations
 
 import os
+import socket
+import ssl
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from lessons.mock_providers import Fault
 from lessons.proxy_browser import buffered_pitfall, relay
+from lessons.relay_core import RelaySettings
+from lessons.toolkit import nginx
 from lessons.toolkit.nginx import (
+    TimedStream,
     check_config,
     location_block,
     nginx_available,
+    openssl_available,
     render_config,
     run_nginx,
     timed_stream,
 )
+from lessons.toolkit.proxies_and_browsers import LessonServers, lesson_servers
 from lessons.toolkit.pytest_fixtures import require_or_skip
 
 pytestmark = pytest.mark.nginx
 
 PROMPT = {"message": "Explain streaming in one paragraph."}
+# About 15 KB of events: more than three of nginx's 4 KB proxy buffers.
+LONG_REPLY = " ".join(["Streaming sends each piece of a reply as soon as it is ready."] * 30)
+UNBUFFERED = location_block(buffering=False, http_version="1.1")
 
 
-@pytest.fixture(autouse=True)
-def _needs_nginx() -> None:
+@pytest.fixture(scope="module")
+def apps() -> Iterator[LessonServers]:
+    with lesson_servers() as servers:
+        yield servers
+
+
+@pytest.fixture
+def mock(apps: LessonServers) -> Any:
+    apps.mock.reset()
+    return apps.mock
+
+
+@pytest.fixture
+def needs_nginx() -> None:
     require_or_skip(nginx_available(), "nginx is not installed (apt-get install nginx-light)")
 
 
-def _through(upstream: str, block: str, label: str):
+def _relay(apps: LessonServers) -> str:
+    return apps.url("relay", relay.create_app)
+
+
+def _pitfall(apps: LessonServers) -> str:
+    return apps.url("pitfall", lambda: buffered_pitfall.app)
+
+
+def _through(upstream: str, block: str, label: str, **options: Any) -> TimedStream:
     with run_nginx(upstream, block) as proxy:
-        return timed_stream(f"{proxy.url}/chat/stream", PROMPT, label=label)
+        return timed_stream(f"{proxy.url}/chat/stream", PROMPT, label=label, **options)
 
 
-def test_default_buffering_delivers_everything_at_the_end(mock, serve) -> None:
+def test_default_buffering_delivers_a_short_reply_at_the_end(mock, apps, needs_nginx) -> None:
     mock.set_timing(token_interval_ms=10)
-    result = _through(serve(buffered_pitfall.app), location_block(), "buffered")
+    result = _through(_pitfall(apps), location_block(), "buffered")
     request = mock.last_request()
     assert result.text == request.reply_text
-    # Judged against the mock's own clock: nothing reached the client before the mock was done.
+    # Judged on the mock's own clock: nothing reached the client before the mock was done.
     assert request.finished_at is not None
     assert result.token_times[0] >= request.finished_at
-    assert result.terminal == {"token": "", "done": True}
+    assert result.terminal is not None and result.terminal.kind == "done"
 
 
 @pytest.mark.parametrize(
     ("app_name", "block"),
-    [
-        ("relay", location_block()),  # X-Accel-Buffering: no from the app
-        ("pitfall", location_block(buffering=False, http_version="1.1")),  # the config's fix
-    ],
-    ids=["x-accel-buffering", "proxy_buffering-off"],
+    [("relay", location_block()), ("pitfall", UNBUFFERED)],
+    ids=["x-accel-buffering-from-the-app", "proxy_buffering-off-in-the-config"],
 )
-def test_either_fix_restores_streaming(mock, serve, app_name, block) -> None:
+def test_either_fix_restores_streaming(mock, apps, needs_nginx, app_name, block) -> None:
     mock.set_timing(token_interval_ms=10)
-    app = relay.create_app() if app_name == "relay" else buffered_pitfall.app
-    result = _through(serve(app), block, app_name)
+    upstream = _relay(apps) if app_name == "relay" else _pitfall(apps)
+    result = _through(upstream, block, app_name)
     request = mock.last_request()
     assert result.text == request.reply_text
     assert request.finished_at is not None
     assert result.token_times[0] < request.finished_at, "first token only after the mock finished"
 
 
-def test_read_timeout_cuts_a_silent_stream_and_pings_keep_it(mock, serve) -> None:
-    from lessons.mock_providers import Fault
+def test_a_reply_longer_than_the_buffers_arrives_in_buffer_sized_lumps(
+    mock, apps, needs_nginx
+) -> None:
+    mock.script(reply=LONG_REPLY, token_interval_ms=2)
+    result = _through(_pitfall(apps), location_block(), "lumps")
+    request = mock.wait_until_finished(mock.last_request(), timeout=10)
+    assert result.text == request.reply_text
+    body = sum(size for _, size in result.chunks)
+    assert body > 3 * 4096, "the reply must be longer than three proxy buffers"
+    sizes = [size for _, size in result.chunks]
+    # nginx passes a buffer on when it is full (4 KB or 8 KB, the memory page size), not a
+    # token at a time: a few large pieces, the first of them sent before the reply ended.
+    assert len(sizes) <= body // 4096 + 3, f"not buffer-sized pieces: {sizes}"
+    assert max(sizes) <= 8192 and sizes[0] >= 2048, sizes
+    assert request.finished_at is not None
+    assert result.started_at + result.chunks[0][0] / 1000 < request.finished_at
 
+
+def test_read_timeout_cuts_a_silent_stream_and_pings_keep_it(mock, apps, needs_nginx) -> None:
     block = location_block(buffering=False, http_version="1.1", read_timeout="500ms")
     mock.script(fault=Fault.stall(after_tokens=2, seconds=1.0), times=2)
-    cut = _through(serve(buffered_pitfall.app), block, "no pings")
+    cut = _through(_pitfall(apps), block, "no pings")
     assert cut.terminal is None, "nginx should have closed the silent upstream"
     assert cut.transport_error is not None, "the client should see the stream cut short"
-    kept = _through(serve(relay.create_app(ping_interval_s=0.15)), block, "pings")
-    assert kept.terminal == {"token": "", "done": True}
+    pinging = apps.url(
+        "pinging", lambda: relay.create_app(RelaySettings(keepalive_interval_s=0.15))
+    )
+    kept = _through(pinging, block, "pings")
+    assert kept.terminal is not None and kept.terminal.kind == "done"
     assert kept.comments >= 3
 
 
-def test_upstream_http_version_and_keepalive(mock, serve) -> None:
+def test_http_1_1_to_the_upstream_reuses_one_connection(mock, apps, needs_nginx) -> None:
     seen: list[tuple[str, int]] = []
     app = relay.create_app()
 
@@ -85,7 +136,7 @@ def test_upstream_http_version_and_keepalive(mock, serve) -> None:
         seen.append((request.scope["http_version"], request.client.port))
         return await call_next(request)
 
-    upstream = serve(app)
+    upstream = apps.url("counted", lambda: app)
     for version in ("1.0", "1.1"):
         with run_nginx(upstream, location_block(http_version=version)) as proxy:
             for _ in range(3):
@@ -95,21 +146,21 @@ def test_upstream_http_version_and_keepalive(mock, serve) -> None:
     assert {v for v, _ in new} == {"1.1"} and len({p for _, p in new}) == 1
 
 
-def test_nginx_gzip_still_streams_with_buffering_off(mock, serve) -> None:
+def test_nginx_gzip_still_streams_with_buffering_off(mock, apps, needs_nginx) -> None:
     mock.set_timing(token_interval_ms=10)
     block = location_block(buffering=False, http_version="1.1", gzip=True)
-    with run_nginx(serve(relay.create_app()), block) as proxy:
-        result = timed_stream(
-            f"{proxy.url}/chat/stream", PROMPT, label="gzip", headers={"Accept-Encoding": "gzip"}
-        )
+    result = _through(_relay(apps), block, "gzip", headers={"Accept-Encoding": "gzip"})
     request = mock.last_request()
     assert result.headers.get("content-encoding") == "gzip"
     assert result.text == request.reply_text
-    assert result.token_times[0] < request.finished_at
+    assert request.finished_at is not None and result.token_times[0] < request.finished_at
 
 
-def test_runner_keeps_everything_in_its_own_directory_and_cleans_up(mock, serve) -> None:
-    with run_nginx(serve(relay.create_app())) as proxy:
+def test_runner_keeps_everything_in_its_own_directory_and_cleans_up(
+    mock, apps, needs_nginx
+) -> None:
+    require_or_skip(openssl_available(), "openssl is not installed (apt-get install openssl)")
+    with run_nginx(_relay(apps), tls=True) as proxy:
         workdir, process = proxy.workdir, proxy.process
         for directive in (
             "pid",
@@ -120,12 +171,63 @@ def test_runner_keeps_everything_in_its_own_directory_and_cleans_up(mock, serve)
             "fastcgi_temp_path",
             "uwsgi_temp_path",
             "scgi_temp_path",
+            "ssl_certificate",
+            "ssl_certificate_key",
         ):
             line = next(x for x in proxy.config.splitlines() if x.strip().startswith(directive))
             assert str(workdir) in line, line
-        assert httpx.post(f"{proxy.url}/chat/stream", json=PROMPT).status_code == 200
+        assert (workdir / "cert.pem").exists(), "the certificate is made for this run"
+        response = httpx.post(f"{proxy.url}/chat/stream", json=PROMPT, verify=False)
+        assert response.status_code == 200
     assert process.poll() is not None, "nginx still running after the block"
-    assert not workdir.exists()
+    assert not workdir.exists(), "the run's directory, certificate included, must be removed"
+
+
+def _alpn(url: str) -> str | None:
+    """The protocol nginx agrees to in the TLS handshake when offered HTTP/2 and HTTP/1.1."""
+    host, port = url.removeprefix("https://").split(":")
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the run's own self-signed certificate
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        return tls.selected_alpn_protocol()
+
+
+def test_tls_with_http2_offers_h2_and_still_streams(mock, apps, needs_nginx) -> None:
+    require_or_skip(openssl_available(), "openssl is not installed (apt-get install openssl)")
+    mock.set_timing(token_interval_ms=10)
+    with run_nginx(_relay(apps), UNBUFFERED, tls=True, http2=True) as proxy:
+        assert proxy.url.startswith("https://") and proxy.http2
+        assert _alpn(proxy.url) == "h2"
+        result = timed_stream(f"{proxy.url}/chat/stream", PROMPT, label="tls", verify=False)
+    with run_nginx(_relay(apps), UNBUFFERED, tls=True) as plain_tls:
+        assert _alpn(plain_tls.url) in (None, "http/1.1")
+    request = mock.last_request()
+    assert result.text == request.reply_text
+    assert request.finished_at is not None and result.token_times[0] < request.finished_at
+
+
+def test_listen_lines_follow_the_installed_nginx(monkeypatch: pytest.MonkeyPatch) -> None:
+    tls = (Path("/x/cert.pem"), Path("/x/key.pem"))
+
+    def config(version: tuple[int, ...], **options: Any) -> str:
+        monkeypatch.setattr(nginx, "nginx_version", lambda: version)
+        return render_config(
+            Path("/x"), port=1, upstream="http://127.0.0.1:2", locations="", **options
+        )
+
+    assert "listen 127.0.0.1:1;" in config((1, 22, 1))
+    old = config((1, 22, 1), tls=tls, http2=True)
+    assert "listen 127.0.0.1:1 ssl http2;" in old and "http2 on;" not in old
+    new = config((1, 26, 0), tls=tls, http2=True)
+    assert "listen 127.0.0.1:1 ssl;" in new and "http2 on;" in new
+    assert "ssl_certificate /x/cert.pem;" in new and "ssl_certificate_key /x/key.pem;" in new
+    with pytest.raises(ValueError, match="TLS"):
+        config((1, 26, 0), http2=True)
 
 
 def test_user_directive_only_for_root(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,7 +240,7 @@ def test_user_directive_only_for_root(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config().startswith("user root;")
 
 
-def test_check_config_reports_nginx_errors() -> None:
+def test_check_config_reports_nginx_errors(needs_nginx) -> None:
     assert check_config(location_block(buffering=False)) is None
     message = check_config("location / { proxy_bufering off; }")
     assert message is not None and "proxy_bufering" in message

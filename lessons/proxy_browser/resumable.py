@@ -109,10 +109,12 @@ async def events(
     await _owned(request, reader, generation_id)
     store = store_of(request)
     try:
+        # Malformed ("abc"), or well formed but past the end ("999" of a 50-event reply): both
+        # are ids this stream never sent, and the store says so with ValueError.
         after = store.parse_position(last_event_id)
+        page = await store.read(generation_id, after, wait_s=0)
     except ValueError:
         raise Refused(RelayError(ErrorCode.INVALID_LAST_EVENT_ID, reader.request_id)) from None
-    page = await store.read(generation_id, after, wait_s=0)
     if page.finished and not page.entries:
         # Nothing more will ever come: 204 is how a server tells EventSource to stop retrying.
         return Response(status_code=204)

@@ -1,9 +1,16 @@
-"""Run a real nginx in front of a lesson app: free port, private prefix and temp dir."""
+"""Run a real nginx in front of a lesson app: free port, private prefix and temp dir.
+
+`run_nginx(upstream, locations)` starts nginx as a child process with everything it writes (pid
+file, logs, temp dirs and, with `tls=True`, a self-signed certificate made for the run) in a
+private temporary directory, removed when the block ends: no root, nothing in /etc or /var, no
+certificate ever committed. `http2=True` serves HTTP/2 (browsers speak it over TLS only).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -12,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,13 +45,56 @@ def nginx_binary() -> str | None:
 
 def nginx_available() -> bool:
     """True when an nginx binary exists and runs (`nginx -v`)."""
+    return nginx_version() is not None
+
+
+def nginx_version() -> tuple[int, ...] | None:
+    """The installed nginx's version, e.g. (1, 22, 1), or None when there is none that runs."""
     binary = nginx_binary()
+    if binary is None:
+        return None
+    try:
+        result = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"nginx/(\d+(?:\.\d+)*)", result.stderr + result.stdout)
+    if result.returncode != 0 or match is None:
+        return None
+    return tuple(int(part) for part in match[1].split("."))
+
+
+def openssl_available() -> bool:
+    """True when the `openssl` command runs (it makes the certificate of `run_nginx(tls=True)`)."""
+    binary = shutil.which("openssl")
     if binary is None:
         return False
     try:
-        return subprocess.run([binary, "-v"], capture_output=True, timeout=10).returncode == 0
+        return subprocess.run([binary, "version"], capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A certificate and key for `host`, valid for one day, made in `directory` for one run.
+
+    No browser trusts it: a test browser is told to accept it (`ignore_https_errors`), which is
+    acceptable for a page on loopback that the test itself serves, and for nothing else.
+    """
+    binary = shutil.which("openssl")
+    if binary is None:
+        raise RuntimeError("openssl is not installed (Debian/Ubuntu: apt-get install openssl)")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    # An elliptic-curve key: made in milliseconds, where RSA takes a good part of a second.
+    command = [binary, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    command += ["-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1"]
+    command += ["-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}"]
+    subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return cert, key
 
 
 def location_block(
@@ -84,11 +134,39 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def render_config(workdir: Path, *, port: int, upstream: str, locations: str) -> str:
-    """A complete nginx.conf whose every path (pid, logs, temp dirs) lives under `workdir`."""
+def _listen(port: int, *, tls: tuple[Path, Path] | None, http2: bool) -> str:
+    """The `listen` lines: plain HTTP/1.1, or TLS with its certificate, with or without HTTP/2."""
+    if http2 and tls is None:
+        raise ValueError("browsers speak HTTP/2 over TLS only: pass tls with http2")
+    if tls is None:
+        return f"listen 127.0.0.1:{port};"
+    cert, key = tls
+    # nginx 1.25.1 replaced the `http2` parameter of `listen` with an `http2 on;` directive.
+    modern = (nginx_version() or (0,)) >= (1, 25, 1)
+    if http2 and modern:
+        head = f"listen 127.0.0.1:{port} ssl;\nhttp2 on;"
+    else:
+        head = f"listen 127.0.0.1:{port} ssl{' http2' if http2 else ''};"
+    return f"{head}\nssl_certificate {cert};\nssl_certificate_key {key};"
+
+
+def render_config(
+    workdir: Path,
+    *,
+    port: int,
+    upstream: str,
+    locations: str,
+    tls: tuple[Path, Path] | None = None,
+    http2: bool = False,
+) -> str:
+    """A complete nginx.conf whose every path (pid, logs, temp dirs) lives under `workdir`.
+
+    `tls` is a (certificate, key) pair to serve HTTPS with; `http2` adds HTTP/2 on top of it.
+    """
     parts = urlsplit(upstream)
     if parts.scheme != "http" or not parts.hostname or not parts.port:
         raise ValueError("upstream must look like http://127.0.0.1:PORT")
+    listen = _listen(port, tls=tls, http2=http2)
     # As root, nginx's workers switch to `nobody`, who cannot use our private temp dir; as an
     # ordinary user the `user` directive is ignored with a warning, so it is only set for root.
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -110,7 +188,7 @@ http {{
         keepalive 8;
     }}
     server {{
-        listen 127.0.0.1:{port};
+{_indent(listen, 8)}
 {_indent(locations, 8)}
     }}
 }}
@@ -129,6 +207,7 @@ class NginxServer:
     config: str
     workdir: Path
     process: subprocess.Popen[bytes]
+    http2: bool = False
 
     def error_log(self) -> str:
         path = self.workdir / "error.log"
@@ -198,25 +277,43 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def run_nginx(
-    upstream: str, locations: str | None = None, *, startup_timeout: float = 10.0
+    upstream: str,
+    locations: str | None = None,
+    *,
+    tls: bool = False,
+    http2: bool = False,
+    startup_timeout: float = 10.0,
 ) -> Iterator[NginxServer]:
     """Start nginx in front of `upstream` (a base URL) with `locations`; stop it on exit.
 
     nginx runs in the foreground (`daemon off`) as our child process, with its prefix, pid file,
     logs and every temp path in a private temporary directory, so it needs no root and touches
-    nothing in /etc or /var. Works as root (CI) and as an ordinary user.
+    nothing in /etc or /var. Works as root (CI) and as an ordinary user. With `tls=True` it
+    serves HTTPS with a self-signed certificate made in that directory for this run (`https://`
+    in `.url`); `http2=True` (which needs `tls`) serves HTTP/2 as well.
     """
     binary = nginx_binary()
     if binary is None:
         raise RuntimeError("nginx is not installed (Debian/Ubuntu: apt-get install nginx-light)")
+    if http2 and not tls:
+        raise ValueError("browsers speak HTTP/2 over TLS only: pass tls=True with http2=True")
     locations = location_block() if locations is None else locations
     workdir = Path(tempfile.mkdtemp(prefix="nginx-lesson-"))
     try:
+        certificate = self_signed_certificate(workdir) if tls else None
+        scheme = "https" if tls else "http"
         last_error = ""
         for _attempt in range(5):
             # The free port can be taken between our probe and nginx's bind: retry on a new one.
             port = _free_port()
-            config = render_config(workdir, port=port, upstream=upstream, locations=locations)
+            config = render_config(
+                workdir,
+                port=port,
+                upstream=upstream,
+                locations=locations,
+                tls=certificate,
+                http2=http2,
+            )
             conf = workdir / "nginx.conf"
             conf.write_text(config)
             process = subprocess.Popen(
@@ -226,7 +323,8 @@ def run_nginx(
                 stderr=subprocess.PIPE,
             )
             if _wait_until_listening(process, port, startup_timeout):
-                server = NginxServer(f"http://127.0.0.1:{port}", config, workdir, process)
+                url = f"{scheme}://127.0.0.1:{port}"
+                server = NginxServer(url, config, workdir, process, http2=http2)
                 try:
                     yield server
                 finally:
@@ -262,6 +360,10 @@ class TimedStream:
     status: int
     comments: int = 0
     transport_error: str | None = None  # e.g. "RemoteProtocolError" when a proxy cut the stream
+    started_at: float = 0.0  # time.monotonic() just before the request was sent
+    # (milliseconds since the request was sent, bytes) of each piece of the body as it arrived.
+    chunks: list[tuple[float, int]] = field(default_factory=list)
+    wire_bytes: int = 0  # the body's bytes as sent, before any Content-Encoding was undone
 
     @property
     def text(self) -> str:
@@ -277,6 +379,10 @@ class TimedStream:
     def wire(self) -> list[WireEvent]:
         return [read_event(None, json.dumps(data)) for data in self.events]
 
+    def since_sent_ms(self, monotonic: float) -> float:
+        """A time.monotonic() moment (the mock's, say) in milliseconds since the request."""
+        return (monotonic - self.started_at) * 1000
+
 
 def timed_stream(
     url: str,
@@ -285,21 +391,25 @@ def timed_stream(
     label: str,
     headers: dict[str, str] | None = None,
     timeout: float = 30.0,
+    verify: bool = True,
 ) -> TimedStream:
     """POST `body` and read the `/chat/stream`-shaped reply, timing every token on arrival."""
     arrivals = Arrivals(label)
     token_times: list[float] = []
     events: list[dict[str, Any]] = []
+    chunks: list[tuple[float, int]] = []
     decoder = SSEDecoder(include_comments=True)
     comments = 0
     error: str | None = None
+    started_at = time.monotonic()
     with (
-        httpx.Client(timeout=timeout) as client,
+        httpx.Client(timeout=timeout, verify=verify) as client,
         client.stream("POST", url, json=body, headers=headers or {}) as response,
     ):
         try:
             for chunk in response.iter_bytes():
                 now = time.monotonic()
+                chunks.append(((now - started_at) * 1000, len(chunk)))
                 for item in decoder.feed(chunk):
                     if isinstance(item, SSEComment):
                         comments += 1
@@ -321,6 +431,9 @@ def timed_stream(
             response.status_code,
             comments,
             error,
+            started_at,
+            chunks,
+            response.num_bytes_downloaded,
         )
 
 
@@ -332,7 +445,10 @@ __all__ = [
     "location_block",
     "nginx_available",
     "nginx_binary",
+    "nginx_version",
+    "openssl_available",
     "render_config",
     "run_nginx",
+    "self_signed_certificate",
     "timed_stream",
 ]

@@ -36,71 +36,186 @@ PATH_REWRITE = _location(*_GOOD_LINES).replace("http://relay;", "http://relay/;"
 # Not valid nginx: a missing semicolon.
 MISSING_SEMICOLON = _location(*_GOOD_LINES[:-1], "    proxy_buffering off")
 
-_RELAY_HEAD = """
-import json
-from collections.abc import AsyncIterator
-from typing import Any
+_READER_HEAD = """
+import httpx
+
+from lessons.relay_core import read_event
+from lessons.toolkit.sse_parser import SSEDecoder
 
 
-async def relay_tokens(stream: Any) -> AsyncIterator[str]:
+def read_reply(client: httpx.Client, url: str, last_event_id: str | None = None) -> str:
+    text = []
 """
 
-# Closes only after a complete reply: Stop leaves the provider generating.
-CLOSE_AFTER_LOOP = (
-    _RELAY_HEAD
+# Reads one connection and calls it the reply: a drop is taken for the end.
+NO_RECONNECT = (
+    _READER_HEAD
     + """
-    async for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content:
-            token = chunk.choices[0].delta.content
-            yield f"data: {json.dumps({'token': token, 'done': False})}\\n\\n"
-    yield f"data: {json.dumps({'token': '', 'done': True})}\\n\\n"
-    await stream.close()
-"""
-)
-
-# `except Exception` misses CancelledError, which is what a disconnect raises.
-EXCEPT_EXCEPTION = (
-    _RELAY_HEAD
-    + """
-    try:
-        async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                token = chunk.choices[0].delta.content
-                yield f"data: {json.dumps({'token': token, 'done': False})}\\n\\n"
-        yield f"data: {json.dumps({'token': '', 'done': True})}\\n\\n"
-        await stream.close()
-    except Exception:
-        await stream.close()
-        raise
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    with client.stream("GET", url, headers=headers) as response:
+        if response.status_code == 204:
+            return ""
+        decoder = SSEDecoder()
+        for chunk in response.iter_bytes():
+            for event in decoder.feed(chunk):
+                wire = read_event(event.event, event.data)
+                if wire.kind == "token":
+                    text.append(wire.text)
+    return "".join(text)
 """
 )
 
-# Closes in finally but never sends the terminal event.
-NO_DONE_EVENT = (
-    _RELAY_HEAD
+# Reconnects, but without Last-Event-ID: the server starts from the first event every time.
+NO_LAST_EVENT_ID = (
+    _READER_HEAD
     + """
-    try:
-        async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                token = chunk.choices[0].delta.content
-                yield f"data: {json.dumps({'token': token, 'done': False})}\\n\\n"
-    finally:
-        await stream.close()
+    while True:
+        with client.stream("GET", url) as response:
+            if response.status_code == 204:
+                return "".join(text)
+            decoder = SSEDecoder()
+            for chunk in response.iter_bytes():
+                for event in decoder.feed(chunk):
+                    wire = read_event(event.event, event.data)
+                    if wire.kind == "token":
+                        text.append(wire.text)
+                    if wire.terminal:
+                        return "".join(text)
 """
 )
 
-# Collects everything first: closes correctly, but nothing streams until the end.
-COLLECTS_FIRST = (
-    _RELAY_HEAD
+# Parses lines itself and takes an `id:` line as seen before its event is complete.
+ID_LINE_IS_NOT_AN_EVENT = (
+    _READER_HEAD
     + """
-    try:
-        tokens = [c.choices[0].delta.content async for c in stream
-                  if c.choices and c.choices[0].delta.content]
-        for token in tokens:
-            yield f"data: {json.dumps({'token': token, 'done': False})}\\n\\n"
-        yield f"data: {json.dumps({'token': '', 'done': True})}\\n\\n"
-    finally:
-        await stream.close()
+    import json
+
+    while True:
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        with client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 204:
+                return "".join(text)
+            name = None
+            for line in response.iter_lines():
+                if line.startswith("id:"):
+                    last_event_id = line[3:].strip()
+                elif line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:"):
+                    if name == "token":
+                        text.append(json.loads(line[5:])["text"])
+                    if name in ("done", "error"):
+                        return "".join(text)
+                elif line == "":
+                    name = None
+"""
+)
+
+# Ignores where the caller asked to start: resumes from the beginning.
+IGNORES_THE_START = (
+    _READER_HEAD
+    + """
+    position = None
+    while True:
+        headers = {"Last-Event-ID": position} if position else {}
+        with client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 204:
+                return "".join(text)
+            decoder = SSEDecoder()
+            for chunk in response.iter_bytes():
+                for event in decoder.feed(chunk):
+                    wire = read_event(event.event, event.data)
+                    if wire.kind == "token":
+                        text.append(wire.text)
+                    if wire.terminal:
+                        return "".join(text)
+            position = decoder.last_event_id or position
+"""
+)
+
+# Never looks at the status: a 204 has no events, so it reconnects for ever.
+IGNORES_204 = (
+    _READER_HEAD
+    + """
+    while True:
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        with client.stream("GET", url, headers=headers) as response:
+            decoder = SSEDecoder()
+            for chunk in response.iter_bytes():
+                for event in decoder.feed(chunk):
+                    wire = read_event(event.event, event.data)
+                    if wire.kind == "token":
+                        text.append(wire.text)
+                    if wire.terminal:
+                        return "".join(text)
+            last_event_id = decoder.last_event_id or last_event_id
+"""
+)
+
+# Only `done` ends it: after an `error` event it reconnects (and gets a 204).
+ONLY_DONE_ENDS = (
+    _READER_HEAD
+    + """
+    while True:
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        with client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 204:
+                return "".join(text)
+            decoder = SSEDecoder()
+            for chunk in response.iter_bytes():
+                for event in decoder.feed(chunk):
+                    wire = read_event(event.event, event.data)
+                    if wire.kind == "token":
+                        text.append(wire.text)
+                    if wire.kind == "done":
+                        return "".join(text)
+            last_event_id = decoder.last_event_id or last_event_id
+"""
+)
+
+_OPEN_HEAD = """
+def open_times(durations_ms: list[float], limit: int) -> list[float]:
+"""
+
+# Each stream waits for the one `limit` places before it: right only when all last as long.
+SLOT_BY_POSITION = (
+    _OPEN_HEAD
+    + """
+    opened = []
+    for i in range(len(durations_ms)):
+        if i < limit:
+            opened.append(0.0)
+        else:
+            opened.append(opened[i - limit] + durations_ms[i - limit])
+    return opened
+"""
+)
+
+# Assumes every stream lasts as long as the first.
+EQUAL_DURATIONS = (
+    _OPEN_HEAD
+    + """
+    if not durations_ms:
+        return []
+    return [float((i // limit) * durations_ms[0]) for i in range(len(durations_ms))]
+"""
+)
+
+# Forgets the limit: every stream opens at once (true of HTTP/2 only).
+NO_LIMIT = _OPEN_HEAD + "    return [0.0 for _ in durations_ms]\n"
+
+# Lets one stream too many through before queueing.
+OFF_BY_ONE = (
+    _OPEN_HEAD
+    + """
+    import heapq
+
+    ends, opened = [], []
+    for duration in durations_ms:
+        start = heapq.heappop(ends) if len(ends) > limit else 0.0
+        opened.append(start)
+        heapq.heappush(ends, start + duration)
+    return opened
 """
 )
 
@@ -113,5 +228,13 @@ WRONG_ANSWERS = {
         PATH_REWRITE,
         MISSING_SEMICOLON,
     ],
-    "stop_server_side": [CLOSE_AFTER_LOOP, EXCEPT_EXCEPTION, NO_DONE_EVENT, COLLECTS_FIRST],
+    "resume_reply": [
+        NO_RECONNECT,
+        NO_LAST_EVENT_ID,
+        ID_LINE_IS_NOT_AN_EVENT,
+        IGNORES_THE_START,
+        IGNORES_204,
+        ONLY_DONE_ENDS,
+    ],
+    "open_times": [SLOT_BY_POSITION, EQUAL_DURATIONS, NO_LIMIT, OFF_BY_ONE],
 }

@@ -1,16 +1,18 @@
-"""Checkers for notebook 06's exercises: an nginx location block, and Stop's server side."""
+"""Checkers for notebook 06's exercises: an nginx location block, a reader that resumes like
+EventSource, and when a browser opens streams it must queue."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
+import math
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from openai.types.chat import ChatCompletionChunk
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -19,6 +21,7 @@ from starlette.routing import Route
 from lessons.toolkit.background import BackgroundServer
 from lessons.toolkit.exercises import NotYet
 from lessons.toolkit.nginx import nginx_available, run_nginx
+from lessons.toolkit.proxies_and_browsers import CutAfterEvents, lesson_servers
 from lessons.toolkit.sse_parser import parse_sse
 
 # --- streaming_location -----------------------------------------------------------------------
@@ -144,100 +147,205 @@ def check_streaming_location(streaming_location: Callable[[], str]) -> None:
         _check_with_nginx(block)
 
 
-# --- stop_server_side -------------------------------------------------------------------------
+# --- resume_reply ---------------------------------------------------------------------------------
+
+PROMPT = {"message": "Explain streaming in one paragraph."}
+# The canned reply to PROMPT streams 93 tokens: 96 events with start, usage and done.
+EVENTS = 96
+READ_TIMEOUT_S = 10.0
+# A reply of 96 events cut every 7 needs 14 connections; far more means a reader going round.
+RUNAWAY_REQUESTS = 40
 
 
-class _FakeStream:
-    """Quacks like AsyncOpenAI's AsyncStream: chunks, then (optionally) a long silence."""
+def _call_bounded(
+    read_reply: Callable[..., Any], cutters: list[CutAfterEvents], *args: Any, **kwargs: Any
+) -> Any:
+    """Call the learner's reader in a thread, so that one that never stops cannot hang the cell:
+    give up after READ_TIMEOUT_S, or as soon as it has sent RUNAWAY_REQUESTS more GETs."""
+    result: list[Any] = []
+    error: list[BaseException] = []
 
-    def __init__(self, tokens: list[str], *, then_hang: bool = False) -> None:
-        self._chunks = [_chunk(t) for t in tokens]
-        if not then_hang:
-            self._chunks.append(_chunk(None, finish="stop"))
-        self._hang = then_hang
-        self.closed = False
+    def run() -> None:
+        try:
+            result.append(read_reply(*args, **kwargs))
+        except BaseException as exc:
+            error.append(exc)
 
-    def __aiter__(self) -> _FakeStream:
-        return self
+    def sent() -> int:
+        return sum(c.requests for c in cutters)
 
-    async def __anext__(self) -> ChatCompletionChunk:
-        if self._chunks:
-            await asyncio.sleep(0)
-            return self._chunks.pop(0)
-        if self._hang:
-            await asyncio.sleep(3600)  # the model "thinks"; only a cancellation ends this
-        raise StopAsyncIteration
-
-    async def close(self) -> None:
-        self.closed = True
-
-
-def _chunk(content: str | None, finish: str | None = None) -> ChatCompletionChunk:
-    return ChatCompletionChunk.model_validate(
-        {
-            "id": "chatcmpl-check",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}],
-        }
-    )
-
-
-async def _generator(relay_tokens: Callable[[Any], Any], stream: _FakeStream) -> Any:
-    produced = relay_tokens(stream)
-    if inspect.isawaitable(produced) and not hasattr(produced, "__aiter__"):
-        await produced  # a stub raises NotImplementedError here
-        raise NotYet("relay_tokens must be an async generator (use `yield`)")
-    if not hasattr(produced, "__aiter__"):
-        raise NotYet("relay_tokens must be an async generator (use `yield`)")
-    return produced
-
-
-async def check_stop_server_side(relay_tokens: Callable[[Any], Any]) -> None:
-    # 1. A whole reply: the events in the route's shape, and the stream closed at the end.
-    stream = _FakeStream(["Hel", "lo", "!"])
-    events = [item async for item in await _generator(relay_tokens, stream)]
-    parsed = [json.loads(e.data) for e in parse_sse("".join(events))]
-    expected = [
-        {"token": "Hel", "done": False},
-        {"token": "lo", "done": False},
-        {"token": "!", "done": False},
-        {"token": "", "done": True},
-    ]
-    if parsed != expected:
-        raise NotYet(f"expected the events {expected}, got {parsed}")
-    if not stream.closed:
-        raise NotYet("after a complete reply the provider stream was not closed")
-
-    # 2. Stop pressed mid-reply: the server cancels the generator while it awaits the provider.
-    stream = _FakeStream(["Hel", "lo"], then_hang=True)
-    generator = await _generator(relay_tokens, stream)
-    received: list[str] = []
-
-    async def consume() -> None:
-        async for item in generator:
-            received.append(item)
-
-    task = asyncio.ensure_future(consume())
-    for _ in range(200):
-        if len(received) >= 2:
-            break
-        await asyncio.sleep(0.005)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    if len(received) < 2:
-        raise NotYet("the tokens were not yielded as they came")
-    if not stream.closed:
+    worker = threading.Thread(target=run, name="read-reply-check", daemon=True)
+    before, deadline = sent(), time.monotonic() + READ_TIMEOUT_S
+    worker.start()
+    while worker.is_alive() and time.monotonic() < deadline:
+        if sent() - before > RUNAWAY_REQUESTS:
+            raise NotYet(
+                f"read_reply sent more than {RUNAWAY_REQUESTS} GETs for one reply: it reconnects "
+                "without end. Does it send Last-Event-ID, and stop at a 204?"
+            )
+        worker.join(0.02)
+    if worker.is_alive():
         raise NotYet(
-            "when the client disconnects (CancelledError inside the generator), the provider "
-            "stream stayed open: close it in a `finally:` block"
+            f"read_reply did not return within {READ_TIMEOUT_S:g} s: does it stop at the terminal "
+            "event, and at a 204?"
         )
+    if error:
+        raise error[0]
+    return result[0]
 
-    # 3. Closed from outside between events (GeneratorExit), as a server may do.
-    stream = _FakeStream(["a", "b", "c"], then_hang=True)
-    generator = await _generator(relay_tokens, stream)
-    await generator.__anext__()
-    await generator.aclose()
-    if not stream.closed:
-        raise NotYet("closing the generator early left the provider stream open")
+
+def _start(client: httpx.Client, url: str) -> str:
+    started = client.post(f"{url}/chat/generations", json=PROMPT)
+    started.raise_for_status()
+    return f"{url}{started.json()['events']}"
+
+
+def check_resume_reply(read_reply: Callable[..., Any]) -> None:
+    from lessons.mock_providers import Fault
+    from lessons.proxy_browser import resumable
+
+    clean = CutAfterEvents(resumable.create_app(), after_events=7)
+    halves = CutAfterEvents(resumable.create_app(), after_events=7, mid_event=True)
+    whole = CutAfterEvents(resumable.create_app(), after_events=10_000)  # never cuts
+    cutters = [clean, halves, whole]
+    with lesson_servers() as servers, httpx.Client(timeout=5) as client:
+        mock = servers.mock
+
+        def read(*args: Any, **kwargs: Any) -> Any:
+            return _call_bounded(read_reply, cutters, client, *args, **kwargs)
+
+        urls = {
+            name: servers.url(name, lambda app=app: app)
+            for name, app in [("clean", clean), ("halves", halves), ("whole", whole)]
+        }
+
+        # 1. No drop: the whole text, in one connection.
+        text = read(_start(client, urls["whole"]))
+        reply = mock.last_request().reply_text
+        if not isinstance(text, str):
+            raise NotYet(f"return the reply's text as a str, not {type(text).__name__}")
+        if text != reply:
+            raise NotYet(f"with no drop, expected the reply {reply[:40]!r}..., got {text[:60]!r}")
+        if whole.requests != 1:
+            raise NotYet(
+                f"{whole.requests} GETs for a stream that was never cut: stop at its terminal "
+                "event (a reconnect after it is a wasted request)"
+            )
+
+        # 2. The connection drops every 7 events, between events.
+        events = _start(client, urls["clean"])
+        try:
+            text = read(events)
+        except NotYet:
+            if clean.last_event_ids[1:2] == [None]:
+                raise NotYet(
+                    "after the drop, read_reply reconnected without Last-Event-ID, so the "
+                    "server started again from the first event, and again, ..."
+                ) from None
+            raise
+        sent = clean.last_event_ids
+        expected_ids = [None] + [str(n) for n in range(7, EVENTS, 7)]
+        if sent == [None]:
+            raise NotYet(
+                "the connection dropped after 7 events without a terminal event, and read_reply "
+                "did not reconnect: a drop is not the end of the reply"
+            )
+        if sent != expected_ids:
+            raise NotYet(
+                "after each drop, reconnect with Last-Event-ID set to the id of the last event "
+                f"received: expected {expected_ids[:4]}..., sent {sent[:4]}..."
+            )
+        if text != reply:
+            raise NotYet(
+                f"the connection dropped every 7 events and the text came back as {text[:80]!r}"
+            )
+
+        # 3. The drop cuts an event in half: its id line arrived, the event did not.
+        text = read(_start(client, urls["halves"]))
+        if halves.last_event_ids[:2] != [None, "7"]:
+            raise NotYet(
+                "an event cut in half by the drop was counted as received: the first reconnect "
+                f"sent Last-Event-ID {halves.last_event_ids[1:2]}, but event 8 never arrived "
+                "whole (an event is received at its blank line, not at its `id:` line)"
+            )
+        if text != reply:
+            raise NotYet(f"with events cut in half, the text came back as {text[:80]!r}...")
+
+        # 4. Resuming where a reader left off, and after the very end (204).
+        events = _start(client, urls["whole"])
+        read(events)  # let the generation finish
+        # Event 1 is `start`, events 2 to 94 the tokens: after event 5 come tokens 5 onwards.
+        after_five = "".join(reply_tokens(client, events)[4:])
+        text = read(events, last_event_id="5")
+        if text != after_five:
+            raise NotYet(
+                "read_reply(..., last_event_id='5') must return only the text after event 5: "
+                f"expected {after_five[:40]!r}..., got {text[:40]!r}..."
+            )
+        text = read(events, last_event_id=str(EVENTS))
+        if text != "":
+            raise NotYet(f"after the last event the server answers 204: return '', not {text!r}")
+
+        # 5. A reply that fails midway ends with an error event: that is the end, too.
+        mock.script(fault=Fault.error_event(after_tokens=3, kind="server_error"))
+        before = whole.requests
+        events = _start(client, urls["whole"])
+        text = read(events)
+        if whole.requests - before != 1:
+            raise NotYet("after the terminal `error` event, stop: do not reconnect")
+        if text != "".join(reply_tokens(client, events)):
+            raise NotYet(f"keep the text that arrived before the error, got {text!r}")
+
+
+def reply_tokens(client: httpx.Client, events: str) -> list[str]:
+    """The text of each token event of a finished generation, read by the checker itself."""
+    from lessons.relay_core import read_event
+
+    response = client.get(events)
+    return [
+        wire.text
+        for wire in (read_event(e.event, e.data) for e in parse_sse(response.text) if e.data)
+        if wire.kind == "token"
+    ]
+
+
+# --- open_times -----------------------------------------------------------------------------------
+
+
+def _reference_open_times(durations_ms: list[float], limit: int) -> list[float]:
+    """The checker's own model: a queue in request order, served by `limit` connections."""
+    free_at = [0.0] * min(limit, max(len(durations_ms), 1))
+    opened = []
+    for duration in durations_ms:
+        slot = min(range(len(free_at)), key=free_at.__getitem__)
+        opened.append(free_at[slot])
+        free_at[slot] += duration
+    return opened
+
+
+CASES: list[tuple[list[float], int, str]] = [
+    ([1000.0] * 7, 6, "seven equal streams over HTTP/1.1: the seventh waits for the first end"),
+    ([300.0, 100.0, 200.0], 2, "the first stream to end frees a connection, not the first one"),
+    ([500.0, 100.0, 100.0, 100.0], 2, "a long stream holds its connection; the others share one"),
+    ([1000.0, 1000.0, 10.0, 10.0], 2, "two waiting streams open at the same moment"),
+    ([100.0] * 7, 128, "HTTP/2: nginx allows 128 streams on one connection, none waits"),
+    ([100.0, 250.0, 50.0], 1, "one connection: each waits for all before it"),
+    ([], 6, "no streams at all"),
+    ([120.0, 80.0, 80.0, 200.0, 50.0, 90.0, 30.0, 60.0, 10.0], 3, "nine streams, three slots"),
+]
+
+
+def check_open_times(open_times: Callable[[list[float], int], Any]) -> None:
+    for durations, limit, what in CASES:
+        got = open_times(list(durations), limit)
+        expected = _reference_open_times(durations, limit)
+        try:
+            values = [float(v) for v in got]
+        except (TypeError, ValueError):
+            raise NotYet(f"return a list of numbers, not {got!r}") from None
+        if len(values) != len(expected) or not all(
+            math.isclose(a, b, abs_tol=1e-6) for a, b in zip(values, expected, strict=False)
+        ):
+            raise NotYet(
+                f"{what}: open_times({durations}, limit={limit}) should be {expected}, got {values}"
+            )
