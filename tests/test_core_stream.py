@@ -315,3 +315,31 @@ def test_shapes_frame_the_same_reply_as_their_routes_promise() -> None:
     names = [e.event for e in named.events()]
     assert names == ["start", "token", "tool_call", "usage", "done"]
     assert [e.id for e in named.events()] == ["1", "2", "3", "4", "5"]
+
+
+def test_the_idle_deadline_applies_from_the_first_piece_whatever_the_watchdog_waited_for() -> None:
+    """When the first piece arrives, the watchdog may be asleep towards the first-token deadline
+    (5 s here): the first piece must wake it, or a 0.3 s idle limit waits 5 s instead."""
+    settings = replace(
+        FAST,
+        first_token_timeout_s=5,
+        keepalive_interval_s=20,
+        send_timeout_s=20,
+        total_timeout_s=60,
+    )
+    # The first piece comes 50 ms after the provider answered (the watchdog is asleep by then),
+    # the second at once, then a silence of 30 s.
+    upstream = FakeUpstream(REPLY, delays=[0.05, 0, 30])
+    client = FakeClient()
+    stream = EventStream(
+        opening(upstream), adapter, TokenEvents(), request_id="r", settings=settings
+    )
+
+    async def scenario() -> float:
+        started = time.monotonic()
+        await run(stream, client)
+        return time.monotonic() - started
+
+    elapsed = asyncio.run(scenario())
+    assert elapsed < 0.05 + FAST.idle_timeout_s + 0.5
+    assert client.wire()[-1].code == ErrorCode.PROVIDER_TIMEOUT

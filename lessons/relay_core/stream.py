@@ -198,7 +198,9 @@ class EventStream(Response):
         assert self._items is not None
         yielded_at = time.monotonic()
         async for item in self._items:
-            dog.phase = STREAMING
+            if dog.phase != STREAMING:
+                dog.phase = STREAMING
+                dog.nudge()  # the idle deadline may come before the watchdog's next wake-up
             if type(item) is Token:
                 if summary.first_token_at is None:
                     summary.first_token_at = time.monotonic()
