@@ -3,56 +3,63 @@
 
 from __future__ import annotations
 
-# %% exercise: final_answer  check: lessons.toolkit.exercise_checks.nb03_langchain_chains:check_final_answer  candidate: stream_final_answer
-from collections.abc import AsyncIterator
+# %% exercise: two_step_items  check: lessons.toolkit.exercise_checks.nb03_langchain_chains:check_two_step_items  candidate: two_step_items
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
 
-from langchain_core.runnables import Runnable
+from lessons.relay_core import Finish, StreamItem, Token, Usage
 
 
-async def stream_final_answer(chain: Runnable, question: str) -> AsyncIterator[str]:
-    """Yield the text of the *final* model call's tokens (tag "final"), as they arrive.
+async def two_step_items(events: AsyncIterable[dict[str, Any]]) -> AsyncIterator[StreamItem]:
+    """build_two_step_chain(llm).astream_events(..., version="v2") -> the core's items:
 
-    `chain` is build_two_step_chain(llm): it drafts an answer (tag "draft"), then rewrites it
-    (tag "final"). Call it with {"question": question}. Skip empty pieces.
+    - a Token for each non-empty piece of the rewrite (tag "final"), none of the draft's;
+    - one Usage, at the end: both model calls together (the draft is billed too);
+    - a Finish with the rewrite's finish reason, only if *both* calls reported one.
     """
     ### BEGIN SOLUTION
-    events = chain.astream_events({"question": question}, version="v2", include_tags=["final"])
+    input_tokens = output_tokens = 0
+    finish_reasons: dict[str, str | None] = {"draft": None, "final": None}
     async for event in events:
-        if event["event"] == "on_chat_model_stream":
-            text = event["data"]["chunk"].text
-            if text:
-                yield text
+        call = "final" if "final" in event["tags"] else "draft"
+        if event["event"] == "on_chat_model_stream" and call == "final":
+            if text := event["data"]["chunk"].text:
+                yield Token(text)
+        elif event["event"] == "on_chat_model_end":
+            message = event["data"]["output"]
+            if message.usage_metadata:
+                input_tokens += message.usage_metadata["input_tokens"]
+                output_tokens += message.usage_metadata["output_tokens"]
+            finish_reasons[call] = message.response_metadata.get("finish_reason")
+    # The core keeps the last Usage it is given, as the bill: one, for both calls.
+    yield Usage(input_tokens, output_tokens)
+    # A draft cut short was rewritten into a short answer that ends normally: not complete.
+    if finish_reasons["draft"] and finish_reasons["final"]:
+        yield Finish(finish_reasons["final"])
     ### END SOLUTION
 
 
 # %% end
 
-# %% exercise: progress  check: lessons.toolkit.exercise_checks.nb03_langchain_chains:check_progress  candidate: relay_with_progress
+# %% exercise: running_stats  check: lessons.toolkit.exercise_checks.nb03_langchain_chains:check_running_stats  candidate: running_stats
 from collections.abc import AsyncIterator
 
-from langchain_core.runnables import Runnable
-
-from lessons.relay_core import sse_event
+from lessons.chain_streaming.chains import answer_stats
 
 
-async def relay_with_progress(chain: Runnable, message: str) -> AsyncIterator[str]:
-    """Yield SSE text for a client, made with sse_event(name, data):
-    - "progress" with {"step": "lookup_notes", "output": <that step's output>} when it ends,
-    - "token" with {"text": ...} for each non-empty model token,
-    - "done" with {} at the end.
+async def running_stats(pieces: AsyncIterator[str]) -> AsyncIterator[dict[str, int]]:
+    """A step that streams: after each piece of the answer, answer_stats of the answer so far.
 
-    `chain` is build_notes_chain(llm); call it with {"message": message}.
+    In `build_answer_chain(llm) | running_stats` (LangChain wraps an async generator function
+    in a RunnableGenerator), the chain's .astream yields stats while the model is still
+    writing, and the last output is answer_stats of the whole answer.
     """
     ### BEGIN SOLUTION
-    async for event in chain.astream_events({"message": message}, version="v2"):
-        if event["event"] == "on_chain_end" and event["name"] == "lookup_notes":
-            output = event["data"]["output"]
-            yield sse_event("progress", {"step": "lookup_notes", "output": output})
-        elif event["event"] == "on_chat_model_stream":
-            text = event["data"]["chunk"].text
-            if text:
-                yield sse_event("token", {"text": text})
-    yield sse_event("done", {})
+    # answer_stats needs whole words: count over everything so far, not over the piece.
+    answer = ""
+    async for piece in pieces:
+        answer += piece
+        yield answer_stats(answer)
     ### END SOLUTION
 
 

@@ -3,53 +3,66 @@
 
 from __future__ import annotations
 
-# %% exercise: buffering_test  check: lessons.toolkit.exercise_checks.nb04_testing_streams:check_buffering_test
-from lessons.toolkit.testkit import assert_incremental, collect_sync
+# %% exercise: cut_reply_test  check: lessons.toolkit.exercise_checks.nb04_testing_streams:check_cut_reply_test
+from lessons.mock_providers import Fault
+from lessons.toolkit.testkit import assert_error_event, collect_sync
 
 
-def test_reply_is_streamed(url: str, mock) -> None:
-    """Fail if anything between the provider and the client buffers POST /chat/stream."""
+def test_cut_reply_is_not_done(url: str, mock) -> None:
+    """Fail if a reply the provider cut short reaches the client as a complete one."""
     ### BEGIN SOLUTION
-    # A steady pace gives a streaming app room to deliver before the provider is done.
-    mock.set_timing(ttft_ms=0, token_interval_ms=20)
+    # Not a drop (the connection breaks, which any relay notices): a stream that ends cleanly,
+    # without the provider's finish reason. Only the missing end marker says it was cut.
+    mock.script(fault=Fault.end_early(after_tokens=3))
     record = collect_sync(f"{url}/chat/stream", {"message": "What is machine learning?"})
-    assert_incremental(record, mock.last_request(), mock=mock)
+    assert_error_event(record, "stream_interrupted")
     ### END SOLUTION
 
 
 # %% end
 
-# %% exercise: disconnect_test  check: lessons.toolkit.exercise_checks.nb04_testing_streams:check_disconnect_test
-from lessons.toolkit.testkit import assert_upstream_cancelled, collect_sync
+# %% exercise: keepalive_test  check: lessons.toolkit.exercise_checks.nb04_testing_streams:check_keepalive_test
+from lessons.mock_providers import Fault
+from lessons.toolkit.testkit import collect_sync
 
 
-def test_disconnect_closes_upstream(url: str, mock) -> None:
-    """Leave after three events; fail if the provider was not told to stop generating."""
+def test_keepalive_during_a_silence(url: str, mock) -> None:
+    """Fail unless the app sends a keep-alive comment while the provider is silent.
+
+    The app under test sends `: ping` after 0.2 s without any other byte.
+    """
     ### BEGIN SOLUTION
-    mock.set_timing(ttft_ms=0, token_interval_ms=20)
-    record = collect_sync(
-        f"{url}/chat/stream", {"message": "What is machine learning?"}, stop_after=3
-    )
-    assert len(record.events) == 3
-    assert_upstream_cancelled(mock)
+    # A silence well past the keep-alive interval, in the middle of the reply.
+    mock.script(fault=Fault.stall(after_tokens=2, seconds=1.0))
+    record = collect_sync(f"{url}/chat/stream", {"message": "What is machine learning?"})
+    assert record.comments, f"no keep-alive in a 1 s silence: {record.summary()}"
+    # The pings came during the silence: after the second token, before the third.
+    second, third = record.arrivals[1], record.arrivals[2]
+    assert any(second < at < third for at in record.comment_arrivals)
     ### END SOLUTION
 
 
 # %% end
 
-# %% exercise: robust_timing  check: lessons.toolkit.exercise_checks.nb04_testing_streams:check_robust_timing
-from lessons.toolkit.testkit import assert_incremental, collect_sync
+# %% exercise: open_leave_test  check: lessons.toolkit.exercise_checks.nb04_testing_streams:check_open_leave_test
+import contextlib
+
+from lessons.mock_providers import Fault
+from lessons.toolkit.testkit import StreamTimeoutError, collect_sync
 
 
-def test_first_event_is_early(url: str, mock) -> None:
-    """The flaky original ends with `assert record.offsets_ms()[0] < 50`: replace that line."""
-    mock.set_timing(ttft_ms=0, token_interval_ms=20)
-    record = collect_sync(f"{url}/chat/stream", {"message": "What is machine learning?"})
-    assert record.events, "nothing arrived"
+def test_leaving_before_the_provider_answers(url: str, mock) -> None:
+    """Fail unless a client that gives up before the provider answers cancels the call then,
+    not when the provider finally answers."""
     ### BEGIN SOLUTION
-    # Compare with the mock's own clock, not the wall clock: "before the provider finished"
-    # holds on any machine for a streaming app and never for a buffering one.
-    assert_incremental(record, mock.last_request(), mock=mock)
+    # The provider sends nothing, not even its headers, for 1.5 s; the client gives up at 0.3 s.
+    mock.script(fault=Fault.stall(after_tokens=0, seconds=1.5, before_headers=True))
+    with contextlib.suppress(StreamTimeoutError):  # nothing arrives in 0.3 s: expected
+        collect_sync(f"{url}/chat/stream", {"message": "What is machine learning?"}, timeout=0.3)
+    observed = mock.wait_until_finished(mock.last_request(), timeout=5.0)
+    assert observed.outcome == "client_disconnected", observed.outcome
+    # On the mock's own clock: the call ended long before the provider would have answered.
+    assert observed.finished_at - observed.started_at < 1.0, "cancelled only once it answered"
     ### END SOLUTION
 
 

@@ -1,4 +1,4 @@
-"""Notebook 03's traps really happen, and their fixes really fix them (against the mock)."""
+"""Notebook 03's traps and its first naive route really fail, and their fixes really fix them."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ import asyncio
 import threading
 from typing import Any
 
+import httpx
 import pytest
 import requests
 
-from lessons.chain_streaming import cached_client_pitfall, token_count_pitfall, usage_pitfall
+from lessons.chain_streaming import (
+    cached_client_pitfall,
+    naive_route_pitfall,
+    token_count_pitfall,
+    usage_pitfall,
+)
 from lessons.chain_streaming.chat_model import build_chat_model, close_chat_model
+from lessons.mock_providers import Fault
+from lessons.toolkit.testkit import assert_one_terminal_event, collect_sync
 
 
 def run_in_fresh_loop(coroutine_function: Any, *args: Any) -> Any:
@@ -77,3 +85,38 @@ def test_get_num_tokens_needs_the_network(mock, monkeypatch, tmp_path) -> None:
     llm = build_chat_model()
     with pytest.raises(requests.exceptions.ConnectionError):
         token_count_pitfall.count_tokens(llm, "How many tokens is this?")
+
+
+# --- the first route, as tutorials write it ------------------------------------------------
+
+
+def test_the_naive_route_streams_a_good_reply(mock, serve) -> None:
+    url = serve(naive_route_pitfall.app)
+    record = collect_sync(f"{url}/langchain/stream", {"message": "Say hello."})
+    assert record.status == 200
+    assert_one_terminal_event(record)
+    assert record.text() == mock.last_request().reply_text
+    # ...with neither of the headers that keep proxies from buffering or caching it.
+    assert "x-accel-buffering" not in record.headers and "cache-control" not in record.headers
+
+
+def test_the_naive_route_answers_200_to_a_rate_limit_then_breaks_off(mock, serve) -> None:
+    url = serve(naive_route_pitfall.app)
+    mock.script(fault=Fault.http_error(429, retry_after=3))
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream("POST", f"{url}/langchain/stream", json={"message": "hi"}) as response,
+    ):
+        # The status went out before the provider was asked: the 429 and its Retry-After are lost.
+        assert response.status_code == 200
+        assert "retry-after" not in response.headers
+        with pytest.raises(httpx.RemoteProtocolError):
+            response.read()
+
+
+def test_the_naive_route_reports_a_reply_cut_short_as_done(mock, serve) -> None:
+    url = serve(naive_route_pitfall.app)
+    mock.script(fault=Fault.end_early(after_tokens=3))
+    record = collect_sync(f"{url}/langchain/stream", {"message": "Say hello."})
+    assert record.text() == "Hello! How"
+    assert record.data()[-1] == {"token": "", "done": True}, "a cut reply that reads as whole"

@@ -1,5 +1,9 @@
-"""Notebook 04's lesson code: the relay under test, the fixed client, the original client's blind
-spots, and what each way of reaching an app from a test really delivers."""
+"""Notebook 04's lesson code: the relay under test, the fixed client, the naive client's blind
+spots, and what each way of reaching an app from a test really delivers.
+
+The relay's tests here use the test kit; tests/test_nb04_plain_httpx.py has their twins written
+with pytest, httpx and httpx-sse alone, under the same names (notebook 04 shows them side by side).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from lessons.mock_providers import Fault
 from lessons.testing_streams import (
     chat_app,
-    original_client_pitfall,
+    naive_client_pitfall,
     silent_error_pitfall,
     ticking_app,
 )
@@ -44,7 +48,7 @@ PROMPT = {"message": "What is machine learning?"}
 
 
 def test_relay_streams_the_exact_reply(mock, serve) -> None:
-    url = serve(chat_app.app)
+    url = serve(chat_app.create_app())
     record = collect_sync(f"{url}/chat/stream", PROMPT)
     assert_streaming_headers(record)
     assert record.headers["x-request-id"].startswith("req_")
@@ -53,14 +57,26 @@ def test_relay_streams_the_exact_reply(mock, serve) -> None:
         {"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": PROMPT["message"]},
     ]
-    data = record.data()
-    assert all(d["done"] is False for d in data[:-1])
-    assert data[-1] == {"token": "", "done": True}
-    assert record.text() == observed.reply_text
+    assert all(d == {"token": d["token"], "done": False} for d in record.data()[:-1])
     assert_one_terminal_event(record)
+    assert record.data()[-1] == {"token": "", "done": True}
+    assert record.text() == observed.reply_text
+
+
+def test_relay_sends_compact_events_on_the_wire(serve) -> None:
+    url = serve(chat_app.create_app())
+    record = collect_sync(f"{url}/chat/stream", {"message": "Say hello."})
     # The raw wire: one `data:` line per event, compact JSON, LF LF after each.
-    assert record.raw.startswith(b'data: {"token":"')
+    assert record.raw.startswith(b'data: {"token":"Hello","done":false}\n\n')
     assert record.raw.endswith(b'data: {"token":"","done":true}\n\n')
+    assert record.incomplete_tail is None
+
+
+def test_relay_delivers_the_first_token_before_the_provider_finishes(mock, serve) -> None:
+    url = serve(chat_app.create_app())
+    mock.set_timing(ttft_ms=0, token_interval_ms=20)
+    record = collect_sync(f"{url}/chat/stream", PROMPT)
+    assert_incremental(record, mock.last_request(), mock=mock)
 
 
 @pytest.mark.parametrize(
@@ -70,23 +86,27 @@ def test_relay_streams_the_exact_reply(mock, serve) -> None:
 def test_relay_maps_provider_errors_before_the_stream(
     mock, serve, status: int, expected_status: int, code: str
 ) -> None:
-    url = serve(chat_app.app)
+    url = serve(chat_app.create_app())
     mock.script(fault=Fault.http_error(status))
     record = collect_sync(f"{url}/chat/stream", PROMPT)
     error = assert_http_error(record, expected_status, code)
+    assert error["request_id"] == record.headers["x-request-id"]
     assert "mock" not in error["message"].lower()
 
 
-@pytest.mark.parametrize(
-    ("fault", "code"),
-    [
-        (Fault.error_event(after_tokens=3), "provider_error"),  # OpenAI calls it server_error
-        (Fault.error_event(after_tokens=2, kind="server_error"), "provider_error"),
-        (Fault.drop(after_tokens=2), "stream_interrupted"),
-    ],
-)
+MID_STREAM_FAILURES = [
+    # OpenAI's mid-stream error is a `server_error` whatever the cause: a provider_error.
+    (Fault.error_event(after_tokens=3), "provider_error"),
+    (Fault.error_event(after_tokens=2, kind="server_error"), "provider_error"),
+    (Fault.drop(after_tokens=2), "stream_interrupted"),
+    # The stream ends cleanly but without a finish reason: cut short, never `done`.
+    (Fault.end_early(after_tokens=2), "stream_interrupted"),
+]
+
+
+@pytest.mark.parametrize(("fault", "code"), MID_STREAM_FAILURES)
 def test_relay_ends_a_failed_stream_with_one_error_event(mock, serve, fault, code: str) -> None:
-    url = serve(chat_app.app)
+    url = serve(chat_app.create_app())
     mock.script(fault=fault)
     record = collect_sync(f"{url}/chat/stream", PROMPT)
     data = assert_error_event(record, code)
@@ -95,14 +115,17 @@ def test_relay_ends_a_failed_stream_with_one_error_event(mock, serve, fault, cod
     assert record.text() == "".join(d.get("token", "") for d in record.data()[:-1])
 
 
-def test_relay_validates_the_body(serve) -> None:
-    url = serve(chat_app.app)
+def test_relay_validates_the_body(mock, serve) -> None:
+    url = serve(chat_app.create_app())
     for body in ({}, {"message": ""}, {"message": "   "}, {"message": "x" * 32_001}):
-        assert httpx.post(f"{url}/chat/stream", json=body).status_code == 422
+        record = collect_sync(f"{url}/chat/stream", body)
+        assert_http_error(record, 422, "invalid_request")
+        assert b"xxxxxxxxxx" not in record.raw, "a 422 echoes nothing of the input"
+    assert mock.requests == []
 
 
 def test_relay_closes_the_upstream_when_the_client_leaves(mock, serve) -> None:
-    url = serve(chat_app.app)
+    url = serve(chat_app.create_app())
     mock.set_timing(ttft_ms=0, token_interval_ms=20)
     record = collect_sync(f"{url}/chat/stream", PROMPT, stop_after=3)
     assert len(record.events) == 3
@@ -124,7 +147,7 @@ def test_starlette_gzip_leaves_event_streams_alone(mock, serve) -> None:
 
 
 def test_client_returns_the_text(mock, serve) -> None:
-    url = serve(chat_app.app)
+    url = serve(chat_app.create_app())
     seen: list[str] = []
     text = stream_text(f"{url}/chat/stream", PROMPT, on_token=seen.append)
     assert text == mock.last_request().reply_text == "".join(seen)
@@ -133,7 +156,7 @@ def test_client_returns_the_text(mock, serve) -> None:
 
 @pytest.mark.parametrize("use_async", [False, True])
 def test_client_raises_on_an_http_error(mock, serve, use_async: bool) -> None:
-    url = serve(chat_app.app)
+    url = serve(chat_app.create_app())
     mock.script(fault=Fault.http_error(429, retry_after=1))
     with pytest.raises(StreamHTTPError) as caught:
         if use_async:
@@ -146,7 +169,7 @@ def test_client_raises_on_an_http_error(mock, serve, use_async: bool) -> None:
 
 @pytest.mark.parametrize("use_async", [False, True])
 def test_client_raises_on_an_error_event(mock, serve, use_async: bool) -> None:
-    url = serve(chat_app.app)
+    url = serve(chat_app.create_app())
     mock.script(fault=Fault.error_event(after_tokens=3))
     with pytest.raises(StreamErrorEvent) as caught:
         if use_async:
@@ -158,7 +181,7 @@ def test_client_raises_on_an_error_event(mock, serve, use_async: bool) -> None:
 
 
 def test_client_raises_when_the_stream_just_stops(mock, serve) -> None:
-    url = serve(silent_error_pitfall.app)
+    url = serve(silent_error_pitfall.create_app())
     mock.script(fault=Fault.error_event(after_tokens=3))
     with pytest.raises(StreamIncomplete, match="without a terminal event"):
         stream_text(f"{url}/chat/stream", PROMPT)
@@ -166,7 +189,7 @@ def test_client_raises_when_the_stream_just_stops(mock, serve) -> None:
 
 @pytest.mark.parametrize("use_async", [False, True])
 def test_client_times_out_on_a_stalled_stream(mock, serve, use_async: bool) -> None:
-    url = serve(chat_app.app)
+    url = serve(chat_app.create_app())
     mock.script(fault=Fault.stall(after_tokens=2, seconds=5))
     started = time.monotonic()
     with pytest.raises(StreamTimeout):
@@ -189,7 +212,11 @@ def test_client_reads_every_route_shape_of_the_contract() -> None:
             '{"event": "token", "token": "Hi"}',
             '{"event": "done", "tokens": 1}',
         ],  # /chat/stream-meta
-        ['{"token": "Hi"}', '{"done": true}'],  # /langchain/stream
+        # /langchain/stream: TokenEvents, with the provider's usage in `done`
+        [
+            '{"token": "Hi", "done": false}',
+            '{"token": "", "done": true, "usage": {"input_tokens": 9, "output_tokens": 1}}',
+        ],
     ]
     for shape in shapes:
         reply = _Reply(None)
@@ -207,21 +234,30 @@ def test_client_reads_every_route_shape_of_the_contract() -> None:
         _Reply(None).text()
 
 
-# --- the original client cannot notice failures ----------------------------------------------
+# --- the naive client cannot notice failures -------------------------------------------------
 
 
-def test_original_client_reports_an_error_event_as_success(mock, serve, capsys) -> None:
-    url = serve(chat_app.app)
+def test_naive_client_reports_an_error_event_as_success(mock, serve, capsys) -> None:
+    url = serve(chat_app.create_app())
     mock.script(fault=Fault.error_event(after_tokens=3))
-    assert original_client_pitfall.test_stream(f"{url}/chat/stream", PROMPT) is None
+    assert naive_client_pitfall.test_stream(f"{url}/chat/stream", PROMPT) is None
     assert "Stream complete" in capsys.readouterr().out
 
 
-def test_original_client_is_silent_on_an_http_error(mock, serve, capsys) -> None:
-    url = serve(chat_app.app)
+def test_naive_client_is_silent_on_an_http_error(mock, serve, capsys) -> None:
+    url = serve(chat_app.create_app())
     mock.script(fault=Fault.http_error(429))
-    assert original_client_pitfall.test_stream(f"{url}/chat/stream", PROMPT) is None
+    assert naive_client_pitfall.test_stream(f"{url}/chat/stream", PROMPT) is None
     assert capsys.readouterr().out == ""
+
+
+def test_naive_client_takes_a_stream_that_just_stops_for_a_short_reply(mock, serve, capsys):
+    url = serve(silent_error_pitfall.create_app())
+    mock.script(fault=Fault.error_event(after_tokens=3))
+    assert naive_client_pitfall.test_stream(f"{url}/chat/stream", PROMPT) is None
+    printed = capsys.readouterr().out
+    # Three tokens, and no word of a failure: it looks like a reply that happened to be short.
+    assert printed and mock.last_request().reply_text.startswith(printed)
 
 
 # --- three ways to reach an app from a test --------------------------------------------------

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 from openai import AsyncOpenAI
 
@@ -29,10 +29,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await app.state.openai.close()
 
 
-app = FastAPI(title="PITFALL: a producer task nobody cancels", lifespan=lifespan)
+router = APIRouter()
 
 
-@app.post("/chat/stream")
+@router.post("/chat/stream")
 async def chat_stream(body: ChatRequest, request: Request) -> StreamingResponse:
     stream = await request.app.state.openai.chat.completions.create(
         model=model_name("openai"),
@@ -58,3 +58,13 @@ async def chat_stream(body: ChatRequest, request: Request) -> StreamingResponse:
         yield sse_data({"token": "", "done": True})
 
     return StreamingResponse(events(), media_type=SSE_MEDIA_TYPE, headers=STREAM_HEADERS)
+
+
+def create_app() -> FastAPI:
+    """A fresh app (each server of it gets its own client)."""
+    app = FastAPI(title="PITFALL: a producer task nobody cancels", lifespan=lifespan)
+    app.include_router(router)
+    return app
+
+
+app = create_app()

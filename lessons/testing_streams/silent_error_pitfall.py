@@ -1,7 +1,9 @@
 """Wrong: on a mid-stream provider error the relay just stops, sending no terminal event.
 
 A first version as tutorials write it: the error is logged on the server and the stream simply
-ends. The client cannot tell "the model finished" from "the model failed".
+ends. The client cannot tell "the model finished" from "the model failed". It also awaits the
+provider in the route, where nothing watches the client: a client that leaves before the
+provider has answered is noticed only once it has.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 from openai import AsyncOpenAI
 
@@ -26,10 +28,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await app.state.openai.close()
 
 
-app = FastAPI(title="PITFALL: a failure with no terminal event", lifespan=lifespan)
+router = APIRouter()
 
 
-@app.post("/chat/stream")
+@router.post("/chat/stream")
 async def chat_stream(body: ChatRequest, request: Request) -> StreamingResponse:
     stream = await request.app.state.openai.chat.completions.create(
         model=model_name("openai"),
@@ -50,3 +52,13 @@ async def chat_stream(body: ChatRequest, request: Request) -> StreamingResponse:
             await stream.close()
 
     return StreamingResponse(events(), media_type=SSE_MEDIA_TYPE, headers=STREAM_HEADERS)
+
+
+def create_app() -> FastAPI:
+    """A fresh app (each server of it gets its own client)."""
+    app = FastAPI(title="PITFALL: a failure with no terminal event", lifespan=lifespan)
+    app.include_router(router)
+    return app
+
+
+app = create_app()

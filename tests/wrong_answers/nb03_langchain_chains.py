@@ -1,99 +1,148 @@
 """Wrong answers that notebook 03's checkers must reject."""
-# ruff: noqa: E501  (the answers are notebook cells, kept as a learner would write them)
 
-_FINAL_HEAD = """
-from collections.abc import AsyncIterator
+_ITEMS_HEAD = """
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
 
-from langchain_core.runnables import Runnable
+from lessons.relay_core import Finish, StreamItem, Token, Usage
 
 
-async def stream_final_answer(chain: Runnable, question: str) -> AsyncIterator[str]:
+async def two_step_items(events: AsyncIterable[dict[str, Any]]) -> AsyncIterator[StreamItem]:
 """
 
-_PROGRESS_HEAD = """
+_STATS_HEAD = """
 from collections.abc import AsyncIterator
 
-from langchain_core.runnables import Runnable
-
-from lessons.relay_core import sse_event
+from lessons.chain_streaming.chains import answer_stats
 
 
-async def relay_with_progress(chain: Runnable, message: str) -> AsyncIterator[str]:
 """
+
+# Usage per call, as /chain/events does for its one call: the core keeps only the last one.
+USAGE_PER_CALL = (
+    _ITEMS_HEAD
+    + """
+    reasons = {}
+    async for event in events:
+        call = "final" if "final" in event["tags"] else "draft"
+        if event["event"] == "on_chat_model_stream" and call == "final":
+            if event["data"]["chunk"].text:
+                yield Token(event["data"]["chunk"].text)
+        elif event["event"] == "on_chat_model_end":
+            usage = event["data"]["output"].usage_metadata
+            yield Usage(usage["input_tokens"], usage["output_tokens"])
+            reasons[call] = event["data"]["output"].response_metadata.get("finish_reason")
+    if reasons.get("draft") and reasons.get("final"):
+        yield Finish(reasons["final"])
+"""
+)
+
+# Each call treated as /chain/events treats its one call (the notebook shows this attempt).
+EACH_CALL_AS_ONE = (
+    _ITEMS_HEAD
+    + """
+    async for event in events:
+        if event["event"] == "on_chat_model_stream" and "final" in event["tags"]:
+            if event["data"]["chunk"].text:
+                yield Token(event["data"]["chunk"].text)
+        elif event["event"] == "on_chat_model_end":
+            message = event["data"]["output"]
+            usage = message.usage_metadata
+            yield Usage(usage["input_tokens"], usage["output_tokens"])
+            yield Finish(message.response_metadata["finish_reason"])
+"""
+)
 
 WRONG_ANSWERS = {
-    "final_answer": [
+    "two_step_items": [
+        EACH_CALL_AS_ONE,
         # Both model calls' tokens: the draft leaks into the answer.
-        _FINAL_HEAD
+        _ITEMS_HEAD
         + """
-    async for event in chain.astream_events({"question": question}, version="v2"):
-        if event["event"] == "on_chat_model_stream" and event["data"]["chunk"].text:
-            yield event["data"]["chunk"].text
-""",
-        # The draft's tokens instead of the final answer's.
-        _FINAL_HEAD
-        + """
-    events = chain.astream_events({"question": question}, version="v2", include_tags=["draft"])
     async for event in events:
         if event["event"] == "on_chat_model_stream" and event["data"]["chunk"].text:
-            yield event["data"]["chunk"].text
+            yield Token(event["data"]["chunk"].text)
+        elif event["event"] == "on_chat_model_end":
+            usage = event["data"]["output"].usage_metadata
+            yield Usage(usage["input_tokens"], usage["output_tokens"])
+    yield Finish("stop")
 """,
-        # Empty role and usage chunks passed on.
-        _FINAL_HEAD
+        USAGE_PER_CALL,
+        # Usage summed, but a Finish for every call: the draft's "stop" ends a cut rewrite.
+        _ITEMS_HEAD
         + """
-    events = chain.astream_events({"question": question}, version="v2", include_tags=["final"])
+    total_in = total_out = 0
     async for event in events:
-        if event["event"] == "on_chat_model_stream":
-            yield event["data"]["chunk"].text
+        if event["event"] == "on_chat_model_stream" and "final" in event["tags"]:
+            if event["data"]["chunk"].text:
+                yield Token(event["data"]["chunk"].text)
+        elif event["event"] == "on_chat_model_end":
+            message = event["data"]["output"]
+            if message.usage_metadata:
+                total_in += message.usage_metadata["input_tokens"]
+                total_out += message.usage_metadata["output_tokens"]
+            if message.response_metadata.get("finish_reason"):
+                yield Finish(message.response_metadata["finish_reason"])
+    yield Usage(total_in, total_out)
 """,
-        # The whole answer at once: nothing is streamed.
-        _FINAL_HEAD
+        # Only the rewrite's finish reason: a draft cut short still ends with `done`.
+        _ITEMS_HEAD
         + """
-    yield await chain.ainvoke({"question": question})
+    total_in = total_out = 0
+    reason = None
+    async for event in events:
+        if event["event"] == "on_chat_model_stream" and "final" in event["tags"]:
+            if event["data"]["chunk"].text:
+                yield Token(event["data"]["chunk"].text)
+        elif event["event"] == "on_chat_model_end":
+            message = event["data"]["output"]
+            if message.usage_metadata:
+                total_in += message.usage_metadata["input_tokens"]
+                total_out += message.usage_metadata["output_tokens"]
+            if "final" in event["tags"]:
+                reason = message.response_metadata.get("finish_reason")
+    yield Usage(total_in, total_out)
+    if reason:
+        yield Finish(reason)
+""",
+        # A Finish whatever happened: every cut reply reads as complete.
+        _ITEMS_HEAD
+        + """
+    total_in = total_out = 0
+    async for event in events:
+        if event["event"] == "on_chat_model_stream" and "final" in event["tags"]:
+            if event["data"]["chunk"].text:
+                yield Token(event["data"]["chunk"].text)
+        elif event["event"] == "on_chat_model_end":
+            usage = event["data"]["output"].usage_metadata or {}
+            total_in += usage.get("input_tokens", 0)
+            total_out += usage.get("output_tokens", 0)
+    yield Usage(total_in, total_out)
+    yield Finish("stop")
 """,
     ],
-    "progress": [
-        # Every step's end is reported (the prompt, the parser, the chain...).
-        _PROGRESS_HEAD
+    "running_stats": [
+        # The stats of each piece on its own, not of the answer so far.
+        _STATS_HEAD
         + """
-    async for event in chain.astream_events({"message": message}, version="v2"):
-        if event["event"] == "on_chain_end":
-            yield sse_event("progress", {"step": "lookup_notes", "output": event["data"]["output"]})
-        elif event["event"] == "on_chat_model_stream" and event["data"]["chunk"].text:
-            yield sse_event("token", {"text": event["data"]["chunk"].text})
-    yield sse_event("done", {})
+async def running_stats(pieces: AsyncIterator[str]) -> AsyncIterator[dict[str, int]]:
+    async for piece in pieces:
+        yield answer_stats(piece)
 """,
-        # Progress when the step starts: it has no output yet.
-        _PROGRESS_HEAD
+        # Streams nothing: the whole answer first, then one output, as the plain step did.
+        _STATS_HEAD
         + """
-    async for event in chain.astream_events({"message": message}, version="v2"):
-        if event["event"] == "on_chain_start" and event["name"] == "lookup_notes":
-            yield sse_event("progress", {"step": "lookup_notes", "output": event["data"].get("input")})
-        elif event["event"] == "on_chat_model_stream" and event["data"]["chunk"].text:
-            yield sse_event("token", {"text": event["data"]["chunk"].text})
-    yield sse_event("done", {})
+async def running_stats(pieces: AsyncIterator[str]) -> AsyncIterator[dict[str, int]]:
+    answer = ""
+    async for piece in pieces:
+        answer += piece
+    yield answer_stats(answer)
 """,
-        # No done event at the end.
-        _PROGRESS_HEAD
+        # Not a generator at all: LangChain cannot stream through a plain function's return.
+        _STATS_HEAD
         + """
-    async for event in chain.astream_events({"message": message}, version="v2"):
-        if event["event"] == "on_chain_end" and event["name"] == "lookup_notes":
-            yield sse_event("progress", {"step": "lookup_notes", "output": event["data"]["output"]})
-        elif event["event"] == "on_chat_model_stream" and event["data"]["chunk"].text:
-            yield sse_event("token", {"text": event["data"]["chunk"].text})
-""",
-        # Tokens taken from the chain's own stream as well: every piece arrives twice.
-        _PROGRESS_HEAD
-        + """
-    async for event in chain.astream_events({"message": message}, version="v2"):
-        if event["event"] == "on_chain_end" and event["name"] == "lookup_notes":
-            yield sse_event("progress", {"step": "lookup_notes", "output": event["data"]["output"]})
-        elif event["event"] in ("on_chat_model_stream", "on_parser_stream"):
-            chunk = event["data"]["chunk"]
-            text = chunk if isinstance(chunk, str) else chunk.text
-            if text:
-                yield sse_event("token", {"text": text})
-    yield sse_event("done", {})
+async def running_stats(pieces: AsyncIterator[str]) -> AsyncIterator[dict[str, int]]:
+    return answer_stats("".join([piece async for piece in pieces]))
 """,
     ],
 }
