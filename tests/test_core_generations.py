@@ -220,3 +220,39 @@ def test_a_stop_is_heard_while_tokens_flow_fast() -> None:
         return asyncio.get_running_loop().time() - stopped
 
     assert asyncio.run(scenario()) < 0.5
+
+
+def test_a_finished_generation_replays_whole_after_its_producer_lease_lapsed() -> None:
+    async def scenario() -> list[str]:
+        store = MemoryGenerationStore()
+        await store.create(meta())
+        await store.claim("g1", "worker-a", lease_s=0.05)
+        producer = Producer(store, meta(), ready(FakeUpstream(REPLY)), adapter, settings=FAST)
+        await producer.run()
+        await asyncio.sleep(0.1)  # the lease lapsed after the end: the reply is still whole
+        return [
+            "end" if isinstance(item, Finish) else item.id
+            async for item in follow(store, "g1", "2", wait_s=0.05)
+        ]
+
+    assert asyncio.run(scenario()) == ["3", "4", "5", "6", "end"]
+
+
+def test_a_producer_stores_what_its_shape_sends_after_the_terminal_event() -> None:
+    from lessons.relay_core.shapes import NamedEvents
+
+    class WithSentinel(NamedEvents):
+        def after_terminal(self) -> bytes:
+            return b"data: [DONE]\n\n"
+
+    async def scenario() -> bytes:
+        store = MemoryGenerationStore()
+        await store.create(meta())
+        shape = WithSentinel(ids=False)
+        producer = Producer(
+            store, meta(), ready(FakeUpstream(REPLY)), adapter, settings=FAST, shape=shape
+        )
+        await producer.run()
+        return (await read_all(store))[-1][1]
+
+    assert asyncio.run(scenario()) == b"data: [DONE]\n\n"

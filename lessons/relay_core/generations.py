@@ -195,7 +195,11 @@ class MemoryGenerationStore:
             (str(number), frame)
             for number, frame in enumerate(generation.frames[position:], start=position + 1)
         ]
-        alive = generation.producer is None or generation.lease_until > time.monotonic()
+        alive = (
+            generation.finished
+            or generation.producer is None
+            or generation.lease_until > time.monotonic()
+        )
         return Page(entries, finished=generation.finished, producer_alive=alive)
 
     async def reader_joined(self, generation_id: str) -> None:
@@ -340,8 +344,9 @@ class Producer(EventStream):
         return None  # nothing to keep alive: readers send their own
 
     async def _terminal(self, data: bytes) -> None:
-        if data:
-            await self._write(data)
+        tail = self.shape.after_terminal()
+        if data or tail:
+            await self._write(data + tail if tail else data)
         await self.store.finish(self.meta.id)
         self._completed = True
 
@@ -364,10 +369,11 @@ async def follow(
             for entry_id, data in page.entries:
                 yield Frame(entry_id, data)
                 position = entry_id
-            if page.finished and not page.entries:
-                yield Finish("stop")
-                return
-            if not page.producer_alive:
+            if page.finished:
+                if not page.entries:
+                    yield Finish("stop")
+                    return
+            elif not page.producer_alive:
                 return  # ended without the end marker: the core reports it as cut short
     finally:
         with anyio.CancelScope(shield=True):
