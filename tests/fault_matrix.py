@@ -217,7 +217,8 @@ class Exchange:
         return [e for e in parse_sse(self.raw) if isinstance(e, SSEEvent)]
 
     def kinds(self) -> list[str]:
-        return [read_event(e.event, e.data).kind for e in self.events]
+        # A protocol's sentinel after its terminal event (the AI SDK's `[DONE]`) is no event.
+        return [read_event(e.event, e.data).kind for e in self.events if e.data != "[DONE]"]
 
     def text(self) -> str:
         return "".join(

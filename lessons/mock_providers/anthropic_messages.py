@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from lessons.mock_providers.conversation import BadRequest, Conversation, ToolSpec, content_text
+from lessons.mock_providers.replies import ToolCall
 from lessons.mock_providers.wire import (
     JSON_CONTENT_TYPE,
     SSE_CONTENT_TYPE,
@@ -16,6 +17,7 @@ from lessons.mock_providers.wire import (
     IdSource,
     ReplyContext,
     StreamEvent,
+    call_ids,
     dumps,
     dumps_str,
     header_list,
@@ -117,6 +119,8 @@ class Messages:
             tool_choice=_tool_choice(body.get("tool_choice")),
             tool_result=_tool_result(messages[-1]),
             thinking=isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"),
+            tool_results=_tool_results(messages[-1]),
+            parallel_tool_calls=not _parallel_disabled(body.get("tool_choice")),
         )
 
     def observed(self, body: dict[str, Any]) -> tuple[Any, Any]:
@@ -168,7 +172,7 @@ class Messages:
             elif block["type"] == "text":
                 block = {**block, "text": ctx.reply.full_text}
             elif block["type"] == "tool_use":
-                block = {**block, "input": _tool_input(ctx)}
+                block = {**block, "input": _tool_input(_call_of(ctx, block))}
             content.append(block)
         message = _message(
             ctx,
@@ -260,6 +264,21 @@ def _tool_result(message: dict[str, Any]) -> str | None:
     return None
 
 
+def _tool_results(message: dict[str, Any]) -> tuple[str, ...]:
+    content = message.get("content")
+    if message.get("role") != "user" or not isinstance(content, list):
+        return ()
+    return tuple(
+        content_text(block.get("content"))
+        for block in content
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+    )
+
+
+def _parallel_disabled(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("disable_parallel_tool_use") is True
+
+
 def _tools(value: Any) -> tuple[ToolSpec, ...]:
     if not isinstance(value, list):
         return ()
@@ -313,16 +332,22 @@ def _blocks(ctx: ReplyContext) -> list[dict[str, Any]]:
         blocks.append({"type": "thinking", "thinking": "", "signature": ""})
     if reply.text or reply.tool_call is None:
         blocks.append({"type": "text", "text": ""})
-    if reply.tool_call is not None:
+    for index, call in enumerate(reply.tool_calls):
         blocks.append(
             {
                 "type": "tool_use",
-                "id": ctx.ids.base58("toolu_01", 22),
-                "name": reply.tool_call.name,
+                "id": call_ids(ctx.ids, index).base58("toolu_01", 22),
+                "name": call.name,
                 "input": {},
             }
         )
     return blocks
+
+
+def _call_of(ctx: ReplyContext, block: dict[str, Any]) -> ToolCall:
+    """The tool call a tool_use block carries (blocks and calls are in the same order)."""
+    ids = [b["id"] for b in _blocks(ctx) if b["type"] == "tool_use"]
+    return ctx.reply.tool_calls[ids.index(block["id"])]
 
 
 def _block_deltas(ctx: ReplyContext, index: int, block: dict[str, Any]) -> Iterator[StreamEvent]:
@@ -345,10 +370,9 @@ def _block_deltas(ctx: ReplyContext, index: int, block: dict[str, Any]) -> Itera
         for piece in reply.text:
             yield prefix + dumps_str(piece).encode() + b"}}\n\n", 1
     else:
-        assert reply.tool_call is not None
         # Recorded tool streams open with an empty fragment, which carries no token.
         yield delta({"type": "input_json_delta", "partial_json": ""}), 0
-        for fragment in reply.tool_call.fragments:
+        for fragment in _call_of(ctx, block).fragments:
             yield delta({"type": "input_json_delta", "partial_json": fragment}), 1
 
 
@@ -361,10 +385,9 @@ def _signature(ctx: ReplyContext) -> str:
     return base64.b64encode(b"".join(digests)).decode()
 
 
-def _tool_input(ctx: ReplyContext) -> Any:
-    assert ctx.reply.tool_call is not None
+def _tool_input(call: ToolCall) -> Any:
     try:
-        return json.loads(ctx.reply.tool_call.arguments)
+        return json.loads(call.arguments)
     except ValueError:
         # max_tokens cut the arguments: the real API then returns what parsed, here nothing.
         return {}
@@ -373,6 +396,6 @@ def _tool_input(ctx: ReplyContext) -> Any:
 def _stop_reason(ctx: ReplyContext) -> str:
     if ctx.reply.truncated:
         return "max_tokens"
-    if ctx.reply.tool_call is not None:
+    if ctx.reply.tool_calls:
         return "tool_use"
     return "end_turn"

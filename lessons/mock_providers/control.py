@@ -96,6 +96,7 @@ class MockProviders:
         reply: str | tuple[str, ...] | None = None,
         *,
         provider: str | None = None,
+        interleave_tool_calls: bool = False,
     ) -> Rule:
         """Script what matching requests get; the first rule that matches a request answers it.
 
@@ -105,6 +106,9 @@ class MockProviders:
         answers `times` requests (None: all of them), then is skipped. `reply` replaces the
         reply's text; a tuple of strings gives its exact token pieces instead (very large pieces
         make a short reply of many megabytes, for tests of a client that stops reading).
+        `interleave_tool_calls` sends the argument fragments of parallel tool calls in turn
+        (call 0, call 1, call 0, ...) instead of one call after the other (Chat Completions and
+        Responses; real OpenAI streams are sequential, some compatible servers interleave).
         """
         if ttft_ms is not None or token_interval_ms is not None:
             _check_timing(ttft_ms or 0, token_interval_ms or 0)
@@ -118,6 +122,7 @@ class MockProviders:
             ttft_ms=ttft_ms,
             token_interval_ms=token_interval_ms,
             reply=reply,
+            interleave_tool_calls=interleave_tool_calls,
         )
         with self._changed:
             self._rules.append(rule)
@@ -265,6 +270,7 @@ class MockProviders:
             input_tokens=count_input_tokens(conversation.message_texts),
             body=body,
             api_key=api_key,
+            interleave_tool_calls=rule.interleave_tool_calls if rule is not None else False,
         )
         record.tokens_planned = reply.output_tokens
         record.reply_text = reply.full_text

@@ -41,6 +41,10 @@ class Conversation:
     # The text of a tool result that ends the conversation: the model then answers in prose.
     tool_result: str | None = None
     thinking: bool = False
+    # Every tool result at the end of the conversation (several after parallel calls).
+    tool_results: tuple[str, ...] = ()
+    # False when the request forbids several tool calls in one reply.
+    parallel_tool_calls: bool = True
 
     @property
     def all_text(self) -> str:

@@ -114,6 +114,8 @@ class Rule:
     ttft_ms: float | None = None
     token_interval_ms: float | None = None
     reply: str | tuple[str, ...] | None = None
+    # Send the argument fragments of parallel tool calls interleaved (see MockProviders.script).
+    interleave_tool_calls: bool = False
     # How many requests the rule has answered so far.
     used: int = field(default=0)
 

@@ -17,6 +17,7 @@ from lessons.mock_providers.wire import (
     ErrorKind,
     ReplyContext,
     StreamEvent,
+    call_ids,
     dumps,
     dumps_str,
     sse,
@@ -45,6 +46,11 @@ class ChatCompletions(OpenAIDialectBase):
         )
         last = messages[-1]
         tool_result = content_text(last.get("content")) if last.get("role") == "tool" else None
+        trailing_results: list[str] = []
+        for message in reversed(messages):
+            if message.get("role") != "tool":
+                break
+            trailing_results.insert(0, content_text(message.get("content")))
         user_texts = [content_text(m.get("content")) for m in messages if m.get("role") == "user"]
         return Conversation(
             provider=self.provider,
@@ -57,6 +63,8 @@ class ChatCompletions(OpenAIDialectBase):
             tools=function_tools(body.get("tools"), nested=True),
             tool_choice=tool_choice(body.get("tool_choice", "auto")),
             tool_result=tool_result,
+            tool_results=tuple(trailing_results),
+            parallel_tool_calls=body.get("parallel_tool_calls") is not False,
         )
 
     def observed(self, body: dict[str, Any]) -> tuple[Any, Any]:
@@ -93,22 +101,26 @@ class ChatCompletions(OpenAIDialectBase):
         def chunk(delta: dict[str, Any]) -> bytes:
             return prefix + dumps(delta).encode() + suffix
 
-        tool_call = reply.tool_call
+        calls = reply.tool_calls
         role_delta: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
-        if tool_call is not None and not reply.text:
+        if calls and not reply.text:
             # A tool-calling reply opens with its first tool_calls element in the role chunk.
             role_delta["content"] = None
-            role_delta["tool_calls"] = [_first_tool_delta(ctx)]
+            role_delta["tool_calls"] = [_first_tool_delta(ctx, 0)]
             yield chunk(role_delta), 0
         else:
             yield chunk(role_delta), 0
             for piece in reply.text:
                 yield prefix + _content(piece) + suffix, 1
-            if tool_call is not None:
-                yield chunk({"tool_calls": [_first_tool_delta(ctx)]}), 0
-        if tool_call is not None:
-            for fragment in tool_call.fragments:
-                yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}), 1
+            if calls:
+                yield chunk({"tool_calls": [_first_tool_delta(ctx, 0)]}), 0
+        for index, fragment in _fragments_in_order(ctx):
+            if fragment is None:
+                # The first piece of a later call: its id and name.
+                yield chunk({"tool_calls": [_first_tool_delta(ctx, index)]}), 0
+                continue
+            arguments = {"index": index, "function": {"arguments": fragment}}
+            yield chunk({"tool_calls": [arguments]}), 1
 
         finish = dumps(
             {"index": 0, "delta": {}, "logprobs": None, "finish_reason": _finish_reason(ctx)}
@@ -131,16 +143,14 @@ class ChatCompletions(OpenAIDialectBase):
             "refusal": None,
             "annotations": [],
         }
-        if reply.tool_call is not None:
+        if reply.tool_calls:
             message["tool_calls"] = [
                 {
-                    "id": _call_id(ctx),
+                    "id": _call_id(ctx, index),
                     "type": "function",
-                    "function": {
-                        "name": reply.tool_call.name,
-                        "arguments": reply.tool_call.arguments,
-                    },
+                    "function": {"name": call.name, "arguments": call.arguments},
                 }
+                for index, call in enumerate(reply.tool_calls)
             ]
         completion = {
             "id": _completion_id(ctx),
@@ -194,24 +204,47 @@ def _completion_id(ctx: ReplyContext) -> str:
     return ctx.ids.make("chatcmpl-", 29)
 
 
-def _call_id(ctx: ReplyContext) -> str:
-    return ctx.ids.make("call_", 24)
+def _call_id(ctx: ReplyContext, index: int = 0) -> str:
+    return call_ids(ctx.ids, index).make("call_", 24)
 
 
-def _first_tool_delta(ctx: ReplyContext) -> dict[str, Any]:
-    assert ctx.reply.tool_call is not None
+def _first_tool_delta(ctx: ReplyContext, index: int) -> dict[str, Any]:
+    call = ctx.reply.tool_calls[index]
     return {
-        "index": 0,
-        "id": _call_id(ctx),
+        "index": index,
+        "id": _call_id(ctx, index),
         "type": "function",
-        "function": {"name": ctx.reply.tool_call.name, "arguments": ""},
+        "function": {"name": call.name, "arguments": ""},
     }
+
+
+def _fragments_in_order(ctx: ReplyContext) -> Iterator[tuple[int, str | None]]:
+    """(call index, argument fragment) in wire order; None marks where a later call starts.
+
+    Real streams send parallel calls one after the other; `interleave_tool_calls` (a scripted
+    rule) sends every call's first piece, then their fragments in turn, as some servers do.
+    """
+    calls = ctx.reply.tool_calls
+    if not ctx.interleave_tool_calls:
+        for index, call in enumerate(calls):
+            if index:
+                yield index, None
+            for fragment in call.fragments:
+                yield index, fragment
+        return
+    for index in range(1, len(calls)):
+        yield index, None
+    longest = max((len(call.fragments) for call in calls), default=0)
+    for position in range(longest):
+        for index, call in enumerate(calls):
+            if position < len(call.fragments):
+                yield index, call.fragments[position]
 
 
 def _finish_reason(ctx: ReplyContext) -> str:
     if ctx.reply.truncated:
         return "length"
-    if ctx.reply.tool_call is not None:
+    if ctx.reply.tool_calls:
         return "tool_calls"
     return "stop"
 

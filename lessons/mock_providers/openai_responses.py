@@ -12,7 +12,15 @@ from lessons.mock_providers.openai_common import (
     stream_error_payload,
     tool_choice,
 )
-from lessons.mock_providers.wire import ErrorKind, ReplyContext, StreamEvent, dumps, dumps_str
+from lessons.mock_providers.replies import ToolCall
+from lessons.mock_providers.wire import (
+    ErrorKind,
+    ReplyContext,
+    StreamEvent,
+    call_ids,
+    dumps,
+    dumps_str,
+)
 
 # The real API refuses smaller output budgets.
 _MIN_OUTPUT_TOKENS = 16
@@ -32,6 +40,12 @@ class Responses(OpenAIDialectBase):
         tool_result = None
         if last.get("type") == "function_call_output":
             tool_result = content_text(last.get("output"))
+        trailing_results: list[str] = []
+        for item in reversed(items):
+            if item.get("type") != "function_call_output":
+                break
+            trailing_results.insert(0, content_text(item.get("output")))
+        reasoning = body.get("reasoning")
         return Conversation(
             provider=self.provider,
             model=model,
@@ -42,6 +56,10 @@ class Responses(OpenAIDialectBase):
             tools=function_tools(body.get("tools"), nested=False),
             tool_choice=tool_choice(body.get("tool_choice", "auto")),
             tool_result=tool_result,
+            tool_results=tuple(trailing_results),
+            parallel_tool_calls=body.get("parallel_tool_calls") is not False,
+            # Reasoning models stream a readable summary of their reasoning only when asked.
+            thinking=isinstance(reasoning, dict) and reasoning.get("summary") is not None,
         )
 
     def observed(self, body: dict[str, Any]) -> tuple[Any, Any]:
@@ -56,11 +74,18 @@ class Responses(OpenAIDialectBase):
             {"type": "response.in_progress", "response": _response(ctx, "in_progress", [])}
         )
         output = _output_items(ctx)
+        calls = [
+            (index, item) for index, item in enumerate(output) if item["type"] == "function_call"
+        ]
         for output_index, item in enumerate(output):
-            if item["type"] == "message":
+            if item["type"] == "reasoning":
+                yield from _reasoning_events(ctx, events, item, output_index)
+            elif item["type"] == "message":
                 yield from _message_events(ctx, events, item, output_index)
-            else:
+            elif not ctx.interleave_tool_calls:
                 yield from _function_call_events(ctx, events, item, output_index)
+        if ctx.interleave_tool_calls:
+            yield from _interleaved_call_events(ctx, events, calls)
         status = "incomplete" if ctx.reply.truncated else "completed"
         yield events.event(
             {
@@ -139,6 +164,9 @@ def _output_items(ctx: ReplyContext) -> list[dict[str, Any]]:
     reply = ctx.reply
     item_status = "incomplete" if reply.truncated else "completed"
     items: list[dict[str, Any]] = []
+    if reply.thinking:
+        summary = [{"type": "summary_text", "text": "".join(reply.thinking)}]
+        items.append({"id": ctx.ids.hex("rs_", 50), "type": "reasoning", "summary": summary})
     if reply.text or reply.tool_call is None:
         items.append(
             {
@@ -149,15 +177,16 @@ def _output_items(ctx: ReplyContext) -> list[dict[str, Any]]:
                 "role": "assistant",
             }
         )
-    if reply.tool_call is not None:
+    for index, call in enumerate(reply.tool_calls):
+        ids = call_ids(ctx.ids, index)
         items.append(
             {
-                "id": ctx.ids.hex("fc_", 50),
+                "id": ids.hex("fc_", 50),
                 "type": "function_call",
                 "status": item_status,
-                "arguments": reply.tool_call.arguments,
-                "call_id": ctx.ids.make("call_", 24),
-                "name": reply.tool_call.name,
+                "arguments": call.arguments,
+                "call_id": ids.make("call_", 24),
+                "name": call.name,
             }
         )
     return items
@@ -217,18 +246,56 @@ def _message_events(
 def _function_call_events(
     ctx: ReplyContext, events: _Sequence, item: dict[str, Any], output_index: int
 ) -> Iterator[StreamEvent]:
-    assert ctx.reply.tool_call is not None
-    where = {"item_id": item["id"], "output_index": output_index}
-    yield events.event(
+    yield _call_added(events, item, output_index)
+    for fragment in _call_of(ctx, item).fragments:
+        yield _call_delta(events, item, output_index, fragment)
+    yield from _call_done(events, item, output_index)
+
+
+def _interleaved_call_events(
+    ctx: ReplyContext, events: _Sequence, calls: list[tuple[int, dict[str, Any]]]
+) -> Iterator[StreamEvent]:
+    """Parallel calls with their argument deltas interleaved (a scripted rule's option)."""
+    for output_index, item in calls:
+        yield _call_added(events, item, output_index)
+    fragments = [_call_of(ctx, item).fragments for _, item in calls]
+    for position in range(max(map(len, fragments), default=0)):
+        for (output_index, item), pieces in zip(calls, fragments, strict=True):
+            if position < len(pieces):
+                yield _call_delta(events, item, output_index, pieces[position])
+    for output_index, item in calls:
+        yield from _call_done(events, item, output_index)
+
+
+def _call_of(ctx: ReplyContext, item: dict[str, Any]) -> ToolCall:
+    calls = [output for output in _output_items(ctx) if output["type"] == "function_call"]
+    return ctx.reply.tool_calls[[c["id"] for c in calls].index(item["id"])]
+
+
+def _call_added(events: _Sequence, item: dict[str, Any], output_index: int) -> StreamEvent:
+    return events.event(
         {
             "type": "response.output_item.added",
             "item": {**item, "status": "in_progress", "arguments": ""},
             "output_index": output_index,
         }
     )
-    for fragment in ctx.reply.tool_call.fragments:
-        delta = {"type": "response.function_call_arguments.delta", **where, "delta": fragment}
-        yield events.event(delta, tokens=1)
+
+
+def _call_delta(
+    events: _Sequence, item: dict[str, Any], output_index: int, fragment: str
+) -> StreamEvent:
+    delta = {
+        "type": "response.function_call_arguments.delta",
+        "item_id": item["id"],
+        "output_index": output_index,
+        "delta": fragment,
+    }
+    return events.event(delta, tokens=1)
+
+
+def _call_done(events: _Sequence, item: dict[str, Any], output_index: int) -> Iterator[StreamEvent]:
+    where = {"item_id": item["id"], "output_index": output_index}
     yield events.event(
         {
             "type": "response.function_call_arguments.done",
@@ -237,6 +304,33 @@ def _function_call_events(
             "arguments": item["arguments"],
         }
     )
+    yield events.event(
+        {"type": "response.output_item.done", "item": item, "output_index": output_index}
+    )
+
+
+def _reasoning_events(
+    ctx: ReplyContext, events: _Sequence, item: dict[str, Any], output_index: int
+) -> Iterator[StreamEvent]:
+    """A reasoning item with a readable summary, as reasoning models stream it when the request
+    asks for `reasoning: {"summary": ...}`."""
+    where = {"item_id": item["id"], "output_index": output_index, "summary_index": 0}
+    yield events.event(
+        {
+            "type": "response.output_item.added",
+            "item": {**item, "summary": []},
+            "output_index": output_index,
+        }
+    )
+    empty = {"type": "summary_text", "text": ""}
+    yield events.event({"type": "response.reasoning_summary_part.added", **where, "part": empty})
+    for piece in ctx.reply.thinking:
+        delta = {"type": "response.reasoning_summary_text.delta", **where, "delta": piece}
+        yield events.event(delta, tokens=1)
+    text = "".join(ctx.reply.thinking)
+    yield events.event({"type": "response.reasoning_summary_text.done", **where, "text": text})
+    part = {"type": "summary_text", "text": text}
+    yield events.event({"type": "response.reasoning_summary_part.done", **where, "part": part})
     yield events.event(
         {"type": "response.output_item.done", "item": item, "output_index": output_index}
     )
@@ -268,7 +362,7 @@ def _response(
         "parallel_tool_calls": True,
         "previous_response_id": body.get("previous_response_id"),
         "prompt_cache_key": None,
-        "reasoning": {"effort": None, "summary": None},
+        "reasoning": _reasoning_settings(body),
         "safety_identifier": None,
         "service_tier": "default" if finished else "auto",
         "store": True,
@@ -285,12 +379,18 @@ def _response(
     }
 
 
+def _reasoning_settings(body: dict[str, Any]) -> dict[str, Any]:
+    asked = body.get("reasoning")
+    asked = asked if isinstance(asked, dict) else {}
+    return {"effort": asked.get("effort"), "summary": asked.get("summary")}
+
+
 def _usage(ctx: ReplyContext) -> dict[str, Any]:
     output_tokens = ctx.reply.output_tokens
     return {
         "input_tokens": ctx.input_tokens,
         "input_tokens_details": {"cached_tokens": 0},
         "output_tokens": output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": len(ctx.reply.thinking)},
         "total_tokens": ctx.input_tokens + output_tokens,
     }

@@ -97,6 +97,14 @@ class ReplyContext:
     # The raw request body, for fields a response echoes (tools, instructions, ...).
     body: dict[str, Any]
     api_key: str | None
+    # Scripted: send the fragments of parallel tool calls interleaved, not one call after another.
+    interleave_tool_calls: bool = False
+
+
+def call_ids(ids: IdSource, index: int) -> IdSource:
+    """The id source of a reply's tool call number `index`: the first call keeps the request's
+    own ids (as before parallel calls existed), later ones get their own."""
+    return ids if index == 0 else IdSource(f"{ids.seed}/call{index}", ids.number)
 
 
 @dataclass(frozen=True)
