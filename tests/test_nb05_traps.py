@@ -1,4 +1,5 @@
-"""The known traps, measured: a spinning generator, BaseHTTPMiddleware, gzip on event streams."""
+"""The known traps notebook 05 measures: a timeout around each read, a spinning generator,
+BaseHTTPMiddleware, gzip on event streams; and the lesson relay beside each."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ import httpx
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
+from lessons.mock_providers import Fault
+from lessons.relay_core import RelaySettings
 from lessons.resilient_relay import (
     base_middleware_pitfall,
     gzip_pitfall,
+    read_timeout_pitfall,
     spinning_generator_pitfall,
 )
-from lessons.resilient_relay.relay import RelaySettings, create_app
+from lessons.resilient_relay.relay import create_app
+from lessons.toolkit.testkit import assert_one_terminal_event, classify, collect_sync
 
 PROMPT = "What is machine learning?"
 INTERVAL_MS = 25  # the canned reply has about 70 tokens: about 1.8 s in all
@@ -34,6 +39,29 @@ def first_chunk_and_leave(url: str, *, gzip: bool = False) -> float:
             if chunk:
                 return time.monotonic() - started
     raise AssertionError("no body")
+
+
+def test_a_timeout_around_each_read_ends_the_reply_at_the_first_pause(
+    mock: Any, serve: Any
+) -> None:
+    pitfall = serve(read_timeout_pitfall.app)
+    relay = serve(create_app(RelaySettings(keepalive_interval_s=read_timeout_pitfall.KEEPALIVE_S)))
+    pause = Fault.stall(3, seconds=3 * read_timeout_pitfall.KEEPALIVE_S)
+    records = {}
+    for name, url in (("pitfall", pitfall), ("relay", relay)):
+        mock.reset()
+        mock.script(pause)
+        records[name] = collect_sync(f"{url}/chat/stream", {"message": PROMPT})
+        records[name + " provider"] = mock.wait_until_finished(mock.last_request())
+    cut, whole = records["pitfall"], records["relay"]
+    # The keep-alive timer cancelled the SDK's read: the reply "ends", and says it is complete.
+    assert classify(assert_one_terminal_event(cut)).kind == "done"
+    assert cut.comments and len(cut.events) == 4
+    assert records["pitfall provider"].outcome == "client_disconnected"
+    # The watchdog sends keep-alives without touching the read: the whole reply arrives.
+    assert classify(assert_one_terminal_event(whole)).kind == "done" and whole.comments
+    assert whole.text() == records["relay provider"].reply_text
+    assert records["relay provider"].outcome == "completed"
 
 
 def test_spinning_generator_starves_the_loop_and_ignores_the_client(mock: Any, serve: Any) -> None:

@@ -70,7 +70,7 @@ def model_lifespan(
     return lifespan
 
 
-def get_chat_model(request: Request) -> ChatOpenAI:
+async def get_chat_model(request: Request) -> ChatOpenAI:
     return request.app.state.llm
 
 

@@ -284,7 +284,7 @@ async def get_relay(request: Request) -> AsyncIterator[Relay]:
 RelayContext = Annotated[Relay, Depends(get_relay)]
 
 
-def get_reader(request: Request) -> Relay:
+async def get_reader(request: Request) -> Relay:
     """For routes that read what was already paid for (resuming a generation): the client and
     its request id, no budget taken."""
     return Relay(request, getattr(request.state, "client_id", "anonymous"), None)

@@ -53,11 +53,13 @@ def make_client(
     return client(**options)
 
 
-def get_openai(request: Request) -> openai.AsyncOpenAI:
+# async, though they await nothing: FastAPI runs a plain `def` dependency in its thread pool,
+# which would cost every request a thread hop and one of the pool's 40 threads.
+async def get_openai(request: Request) -> openai.AsyncOpenAI:
     return request.app.state.clients["openai"]
 
 
-def get_anthropic(request: Request) -> anthropic.AsyncAnthropic:
+async def get_anthropic(request: Request) -> anthropic.AsyncAnthropic:
     return request.app.state.clients["anthropic"]
 
 

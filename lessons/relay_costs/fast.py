@@ -24,7 +24,7 @@ from lessons.relay_core.fastpath import fast_chat_events, open_chat_completion
 router = APIRouter()
 
 
-def get_fast_client(request: Request) -> httpx.AsyncClient:
+async def get_fast_client(request: Request) -> httpx.AsyncClient:
     return request.app.state.fast_openai
 
 

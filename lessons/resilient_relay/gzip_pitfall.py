@@ -5,7 +5,8 @@ default `exclude_content_types`, and even when compressing a stream it flushes t
 after every chunk (Z_SYNC_FLUSH). A hand-written gzip middleware (or an older library) that only
 calls `compress()` keeps small chunks inside zlib's window: the client sees nothing until about
 32 KB have piled up or the reply ends. Proxies and CDNs that compress can do the same, which is
-one reason CONTRACTS.md asks for `Cache-Control: no-cache` and `X-Accel-Buffering: no`.
+one reason every stream sends `Cache-Control: no-cache` and `X-Accel-Buffering: no`
+(docs/wire-contract.md).
 """
 
 from __future__ import annotations

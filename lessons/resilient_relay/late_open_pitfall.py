@@ -1,7 +1,9 @@
 """Wrong: opening the provider stream in the generator turns a 429 or 500 into a 200.
 
-The original lesson's shape. By the time the provider refuses, the 200 and headers are sent,
-so a rate limit cannot be a 429 with Retry-After, and clients and monitors count it a success.
+A first version, as many tutorials write it: the route returns a StreamingResponse at once and
+the generator calls the provider. By the time the provider refuses, the 200 and headers are
+sent, so a rate limit cannot be a 429 with Retry-After, and clients and monitors count it a
+success.
 """
 
 from __future__ import annotations

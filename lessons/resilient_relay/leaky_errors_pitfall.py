@@ -1,7 +1,8 @@
 """Wrong: sends str(exc) to the client: provider error bodies, request ids and internals leak out.
 
-Everything else is right (stream opened before the 200, one terminal event, upstream closed), so
-the fault matrix shows that only its "nothing secret or internal" check fails.
+Otherwise a careful first version (the stream is opened before the 200, a failure is one
+terminal event, the upstream is closed in `finally`), which is why the fault matrix uses it for
+its "nothing secret or internal" check.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """Wrong: no limit on silence, so a stalled provider holds the connection open for minutes.
 
-Correct in every other way. The SDK's default read timeout (600 s) is the only bound, so a
-client behind a proxy is cut at the proxy's idle limit with no terminal event, and the slot,
-socket and memory stay taken meanwhile.
+A first version, as many tutorials write it, with the errors handled: the stream is opened
+before the 200 and a failure is one terminal event. The SDK's default read timeout (600 s) is
+the only bound, so a client behind a proxy is cut at the proxy's idle limit with no terminal
+event, and the slot, socket and memory stay taken meanwhile. The fault matrix shows its other
+defects: a stream that stops without the provider's end marker still ends with `done`, and
+anyone may call it (no client tokens, no budgets).
 """
 
 from __future__ import annotations

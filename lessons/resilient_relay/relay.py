@@ -1,9 +1,9 @@
-"""Notebook 05's relay: /chat/stream with every guarantee of the core, its limits written out.
+"""Notebook 05's relay: /chat/stream with every guarantee of the core.
 
 Nothing here handles an error, a timeout, a disconnect or a shutdown: `relay.stream()` returns
-the core's `EventStream`, which does (lessons/relay_core/stream.py). What this module chooses is
-the limits, in `RelaySettings`, and that is the point: the defaults suit a chat UI behind a proxy
-that cuts idle connections after 60 s; a batch job or a reasoning model wants others.
+the core's `EventStream`, which does (lessons/relay_core/stream.py). What an app chooses is the
+limits: `create_app(settings)` takes a `RelaySettings`, whose defaults suit a chat UI behind a
+proxy that cuts idle connections after 60 s; a batch job or a reasoning model wants others.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A sync SDK call runs in a thread and fills a `queue.Queue`; the response generat
 `get_nowait()` in a loop that never awaits. While it spins, no other coroutine runs: other
 requests wait, and the disconnect message cannot even be read, so the reply is generated to the
 end. The fix: await the next piece (`await asyncio.to_thread(q.get)`, an `asyncio.Queue`, or
-better, `AsyncOpenAI` and `async for` as in relay.py).
+better, `AsyncOpenAI` and `async for`, as the core does for relay.py).
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ from lessons.relay_core import SSE_MEDIA_TYPE, STREAM_HEADERS, ChatRequest, mode
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    app.state.openai = AsyncOpenAI(max_retries=0)
+    # The SDK's defaults, as a first version uses them: two retries, inside the awaited call.
+    app.state.openai = AsyncOpenAI()
     app.state.open_streams = set()
     yield
     await app.state.openai.close()

@@ -1,7 +1,8 @@
-"""Wrong: a `dict` body as in the original lesson, so empty or huge messages cost a provider call.
+"""Wrong: a `dict` body, so empty or huge messages cost a provider call.
 
-No model, no bounds: `{}` becomes an empty prompt, 10 MB of text is forwarded as it is, and a
-malformed body is an internal error instead of a readable 422.
+A first version, as many tutorials write it: no model, no bounds. `{}` becomes an empty prompt
+and 10 MB of text is forwarded as it is, each a provider call (and a bill) for a request that a
+model with bounds would have refused with a readable 422.
 """
 
 from __future__ import annotations

@@ -1,110 +1,147 @@
 """Wrong answers to notebook 05's exercises: each must be reported "not yet"."""
 
 WRONG_ANSWERS = {
-    "error_contract": [
-        # Leaks the exception text (the original lesson's str(e)).
+    "reasoning_deadlines": [
+        # The defaults: keep-alives every 5 s (the balancer cuts at 4), 30 s for the first token.
         """
-import json
-async def contract_events(pieces, request_id):
-    try:
-        async for piece in pieces:
-            yield "data: " + json.dumps({"token": piece, "done": False}) + "\\n\\n"
-    except Exception as e:
-        yield "data: " + json.dumps({"error": str(e), "done": True}) + "\\n\\n"
-        return
-    yield "data: " + json.dumps({"token": "", "done": True}) + "\\n\\n"
+from lessons.relay_core import RelaySettings
+def reasoning_relay_settings():
+    return RelaySettings()
 """,
-        # Sends done after the error: two terminal events.
+        # The silence limit stretched to cover the thinking: the first token has its own phase.
         """
-from lessons.relay_core import classify_during_stream, sse_data
-async def contract_events(pieces, request_id):
-    try:
-        async for piece in pieces:
-            yield sse_data({"token": piece, "done": False})
-    except Exception as exc:
-        error = classify_during_stream(exc, request_id)
-        yield sse_data({"error": error.message, "code": error.code,
-                        "request_id": request_id, "done": True})
-    yield sse_data({"token": "", "done": True})
+from lessons.relay_core import RelaySettings
+def reasoning_relay_settings():
+    return RelaySettings(keepalive_interval_s=3.0, idle_timeout_s=50.0, total_timeout_s=900.0,
+                         send_timeout_s=8.0)
 """,
-        # Swallows the failure: no terminal event at all.
+        # Right, but the default cap on a whole reply (300 s) cuts a ten-minute reply.
         """
-from lessons.relay_core import sse_data
-async def contract_events(pieces, request_id):
+from lessons.relay_core import RelaySettings
+def reasoning_relay_settings():
+    return RelaySettings(keepalive_interval_s=3.0, first_token_timeout_s=60.0,
+                         idle_timeout_s=12.0, send_timeout_s=8.0)
+""",
+        # No real cap on a whole reply.
+        """
+from lessons.relay_core import RelaySettings
+def reasoning_relay_settings():
+    return RelaySettings(keepalive_interval_s=3.0, first_token_timeout_s=60.0,
+                         idle_timeout_s=12.0, total_timeout_s=1e9, send_timeout_s=8.0)
+""",
+        # The first token may take for ever.
+        """
+from lessons.relay_core import RelaySettings
+def reasoning_relay_settings():
+    return RelaySettings(keepalive_interval_s=3.0, first_token_timeout_s=600.0,
+                         idle_timeout_s=12.0, total_timeout_s=900.0, send_timeout_s=8.0)
+""",
+        # A frozen reader holds its slot for the default 10 s.
+        """
+from lessons.relay_core import RelaySettings
+def reasoning_relay_settings():
+    return RelaySettings(keepalive_interval_s=3.0, first_token_timeout_s=60.0,
+                         idle_timeout_s=12.0, total_timeout_s=900.0)
+""",
+        # A keep-alive exactly at the balancer's limit is too late.
+        """
+from lessons.relay_core import RelaySettings
+def reasoning_relay_settings():
+    return RelaySettings(keepalive_interval_s=4.0, first_token_timeout_s=60.0,
+                         idle_timeout_s=12.0, total_timeout_s=900.0, send_timeout_s=8.0)
+""",
+    ],
+    "retry_after_leaving": [
+        # Reads the mock at once, before the retry could have arrived.
+        """
+import httpx
+from lessons.mock_providers import Fault
+def retry_was_cancelled(url, mock):
+    mock.script(Fault.http_error(429, retry_after=0.5, should_retry=True))
     try:
-        async for piece in pieces:
-            yield sse_data({"token": piece, "done": False})
-        yield sse_data({"token": "", "done": True})
-    except Exception:
+        httpx.post(url + "/chat/stream", json={"message": "What is machine learning?"},
+                   timeout=0.2)
+    except httpx.TimeoutException:
         pass
+    return len(mock.requests) == 1
 """,
-        # One fixed code for every failure.
+        # Never leaves: waits for the whole answer, so the SDK's retry is the reply.
         """
-from lessons.relay_core import sse_data
-async def contract_events(pieces, request_id):
+import httpx
+from lessons.mock_providers import Fault
+def retry_was_cancelled(url, mock):
+    mock.script(Fault.http_error(429, retry_after=0.5, should_retry=True))
+    httpx.post(url + "/chat/stream", json={"message": "What is machine learning?"}, timeout=10)
+    return len(mock.requests) == 1
+""",
+        # Judges from the client's side: it left, so "cancelled".
+        """
+import httpx
+from lessons.mock_providers import Fault
+def retry_was_cancelled(url, mock):
+    mock.script(Fault.http_error(429, retry_after=0.5, should_retry=True))
     try:
-        async for piece in pieces:
-            yield sse_data({"token": piece, "done": False})
-    except Exception:
-        yield sse_data({"error": "Something went wrong.", "code": "error",
-                        "request_id": request_id, "done": True})
-        return
-    yield sse_data({"token": "", "done": True})
+        httpx.post(url + "/chat/stream", json={"message": "What is machine learning?"},
+                   timeout=0.2)
+    except httpx.TimeoutException:
+        return True
+    return False
 """,
     ],
-    "stall_timeout": [
-        # A deadline on the whole stream, not on each gap.
-        """
-import asyncio
-async def with_idle_timeout(source, idle_s):
-    async with asyncio.timeout(idle_s):
-        async for item in source:
-            yield item
-""",
-        # No deadline at all.
-        """
-async def with_idle_timeout(source, idle_s):
-    async for item in source:
-        yield item
-""",
-        # Notices the stall but ends silently.
-        """
-import asyncio
-async def with_idle_timeout(source, idle_s):
-    items = aiter(source)
-    while True:
-        try:
-            async with asyncio.timeout(idle_s):
-                item = await anext(items)
-        except (StopAsyncIteration, TimeoutError):
-            return
-        yield item
-""",
-    ],
-    "cancels_upstream": [
-        # Trusts the client side: the stream closed, so "cancelled".
+    "budgets_per_worker": [
+        # Closes each stream before opening the next: never more than one open at once.
         """
 import httpx
-def upstream_was_cancelled(url, mock):
-    with httpx.Client(timeout=10) as client:
-        with client.stream("POST", url + "/chat/stream",
-                           json={"message": "What is machine learning?"}) as response:
-            for n, line in enumerate(response.iter_lines()):
-                if n > 6:
-                    break
-    return True
+def streams_at_once(urls, token):
+    opened = 0
+    with httpx.Client(timeout=5) as client:
+        for url in urls:
+            for _ in range(20):
+                with client.stream("POST", url + "/chat/stream",
+                                   json={"message": "What is machine learning?"},
+                                   headers={"Authorization": "Bearer " + token}) as response:
+                    if response.status_code != 200:
+                        break
+                    opened += 1
+    return opened
 """,
-        # Reads the mock before it has finished: "in_progress" looks like "not completed".
+        # Measures the first server only.
         """
 import httpx
-def upstream_was_cancelled(url, mock):
-    with httpx.Client(timeout=10) as client:
-        with client.stream("POST", url + "/chat/stream",
-                           json={"message": "What is machine learning?"}) as response:
-            for n, line in enumerate(response.iter_lines()):
-                if n > 6:
+def streams_at_once(urls, token):
+    held = []
+    with httpx.Client(timeout=5) as client:
+        for _ in range(20):
+            request = client.build_request("POST", urls[0] + "/chat/stream",
+                                           json={"message": "What is machine learning?"},
+                                           headers={"Authorization": "Bearer " + token})
+            response = client.send(request, stream=True)
+            if response.status_code != 200:
+                response.close()
+                break
+            held.append(response)
+        for response in held:
+            response.close()
+    return len(held)
+""",
+        # Counts the refused request too.
+        """
+import httpx
+def streams_at_once(urls, token):
+    held = []
+    with httpx.Client(timeout=5) as client:
+        for url in urls:
+            for _ in range(20):
+                request = client.build_request("POST", url + "/chat/stream",
+                                               json={"message": "What is machine learning?"},
+                                               headers={"Authorization": "Bearer " + token})
+                response = client.send(request, stream=True)
+                held.append(response)
+                if response.status_code != 200:
                     break
-    return mock.last_request().outcome != "completed"
+        for response in held:
+            response.close()
+    return len(held)
 """,
     ],
 }
