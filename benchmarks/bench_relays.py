@@ -74,8 +74,9 @@ RELAYS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
 }
 PEERS = ("plain-sdk", "sse-starlette", "fastapi-native")
 # A variant of a relay: `name+aiohttp` (the SDK's aiohttp transport), `name+uvloop` (uvicorn on
-# uvloop and httptools), `name+asyncio` (uvicorn on asyncio and h11).
-VARIANTS = {"aiohttp", "uvloop", "asyncio"}
+# uvloop and httptools), `name+asyncio` (uvicorn on asyncio and h11), `name+2workers` (two worker
+# processes, not pinned: the second core is what a second worker can use).
+VARIANTS = {"aiohttp", "uvloop", "asyncio", "2workers"}
 
 
 def split_variant(name: str) -> tuple[str, set[str]]:
@@ -118,6 +119,15 @@ def serve_relay(name: str, port: int, loop: str, http: str) -> None:
     if "asyncio" in variants:
         loop, http = "asyncio", "h11"
     kind, target, _route, _extra = RELAYS[name]
+    if "2workers" in variants:
+        if kind != "lesson":
+            raise SystemExit("+2workers needs a lesson relay (an app importable by name)")
+        # Several workers import the app by name, so it runs with its default settings.
+        uvicorn.run(
+            f"{target}:app", host="127.0.0.1", port=port, log_level="error", access_log=False,
+            loop=loop, http=http, backlog=2048, workers=2,
+        )  # fmt: skip
+        return
     if kind == "peer":
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from peers import PEERS as peer_factories
@@ -270,14 +280,21 @@ class Relay:
         self.port = port
         self.process = psutil.Process(process.pid) if process is not None else None
 
-    def cpu(self) -> float:
+    def _processes(self) -> list[Any]:
+        """The relay's process and its workers (a supervisor with two workers counts all three)."""
         if self.process is None:
-            return 0.0
-        times = self.process.cpu_times()
-        return times.user + times.system
+            return []
+        return [self.process, *self.process.children(recursive=True)]
+
+    def cpu(self) -> float:
+        total = 0.0
+        for process in self._processes():
+            times = process.cpu_times()
+            total += times.user + times.system
+        return total
 
     def rss(self) -> int:
-        return self.process.memory_info().rss if self.process is not None else 0
+        return sum(p.memory_info().rss for p in self._processes())
 
     def request(self, marker: str) -> bytes:
         return request_bytes(self.name, marker, self.port)
@@ -407,7 +424,7 @@ def run_relay(
                     "--http",
                     config["http"],
                 ],
-                1,
+                None if name.endswith("+2workers") else 1,
                 env,
             )
             wait_listening(port, process)
