@@ -1,10 +1,10 @@
 """Sync versus async relay, side by side in one run: time to first token, total time, ratios.
 
 Each server runs in its own process, as in production: the mock providers, the sync-client pitfall
-(lessons/two_providers/sync_client_pitfall.py) and the AsyncOpenAI relay of notebook 01
-(lessons/sse_basics/chat_stream.py), both serving POST /chat/stream. For each concurrency level
-the two relays are measured one after the other against the same mock, with the measurement of
-lessons/toolkit/concurrency.py (the one the notebook and tests use).
+(lessons/two_providers/sync_client_pitfall.py) and notebook 01's relay on AsyncOpenAI and the
+core's EventStream (lessons/sse_basics/app.py), both serving POST /chat/stream. For each
+concurrency level the two relays are measured one after the other against the same mock, with
+the measurement of lessons/toolkit/concurrency.py (the one the notebook and tests use).
 
     .venv/bin/python benchmarks/bench_sync_vs_async.py [--levels 1 10 50 100] [--ttft-ms 300]
         [--token-interval-ms 20] [--prompt "Why stream?"] [--repeats 3]
@@ -35,7 +35,7 @@ from lessons.toolkit.concurrency import ConcurrencyRun, measure_streams  # noqa:
 
 RELAYS = {
     "sync client (pitfall)": "lessons.two_providers.sync_client_pitfall:app",
-    "AsyncOpenAI": "lessons.sse_basics.chat_stream:app",
+    "AsyncOpenAI": "lessons.sse_basics.app:app",
 }
 
 

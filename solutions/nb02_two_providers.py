@@ -3,91 +3,79 @@
 
 from __future__ import annotations
 
-# %% exercise: responses_adapter  check: lessons.toolkit.exercise_checks.nb02_two_providers:check_responses_adapter
+# %% exercise: thinking_event  check: lessons.toolkit.exercise_checks.nb02_two_providers:check_thinking_event  candidate: with_thinking
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
-from lessons.two_providers.adapters import Finish, Token, UnifiedEvent, Usage
+from lessons.relay_core import CustomEvent, Reasoning, StreamItem, anthropic_events
 
 
-async def adapt_responses(events: AsyncIterable[Any]) -> AsyncIterator[UnifiedEvent]:
-    """OpenAI Responses events -> Token* (the text pieces), then Usage, then Finish.
-
-    Finish("stop") after `response.completed`, Finish("length") after `response.incomplete`.
-    """
+async def with_thinking(events: AsyncIterable[Any]) -> AsyncIterator[StreamItem]:
+    """What `anthropic_events` yields, except that the model's thinking is sent as one
+    `CustomEvent("thinking", {"text": <the whole thinking>})`, just before the first item that
+    is not thinking."""
     ### BEGIN SOLUTION
-    usage: Usage | None = None
-    finish: Finish | None = None
-    async for event in events:
-        if event.type == "response.output_text.delta" and event.delta:
-            yield Token(event.delta)
-        elif event.type in ("response.completed", "response.incomplete"):
-            # Usage arrives only in the terminal event's response object.
-            usage = Usage(event.response.usage.input_tokens, event.response.usage.output_tokens)
-            finish = Finish("stop" if event.type == "response.completed" else "length")
-    if usage is None or finish is None:
-        raise RuntimeError("the stream ended without its terminal event")
-    yield usage
-    yield finish
+    thinking: list[str] = []
+    async for item in anthropic_events(events):
+        if isinstance(item, Reasoning):
+            thinking.append(item.text)
+            continue
+        if thinking:
+            # Anything else means the thinking is over: the answer's text, a tool call, or, for a
+            # reply cut by max_tokens while it was thinking, the usage.
+            yield CustomEvent("thinking", {"text": "".join(thinking)})
+            thinking.clear()
+        yield item
     ### END SOLUTION
 
 
 # %% end
 
-# %% exercise: anthropic_usage  check: lessons.toolkit.exercise_checks.nb02_two_providers:check_anthropic_usage
-from collections.abc import AsyncIterable
+# %% exercise: responses_bugs  check: lessons.toolkit.exercise_checks.nb02_two_providers:check_responses_bugs  candidate: adapt_responses
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
-from lessons.two_providers.adapters import Usage
+from lessons.relay_core import Finish, StreamItem, Token, Usage
 
 
-async def anthropic_usage(events: AsyncIterable[Any]) -> Usage:
-    """Read a raw Anthropic Messages stream to its end; return the tokens it billed."""
+async def adapt_responses(events: AsyncIterable[Any]) -> AsyncIterator[StreamItem]:
+    """OpenAI Responses events -> a Token per piece of text, then Usage and Finish."""
     ### BEGIN SOLUTION
-    input_tokens = output_tokens = 0
-    async for event in events:
-        if event.type == "message_start":
-            input_tokens = event.message.usage.input_tokens
-            output_tokens = event.message.usage.output_tokens
-        elif event.type == "message_delta":
-            # Cumulative totals: the latest one replaces the earlier ones.
-            output_tokens = event.usage.output_tokens
-            if event.usage.input_tokens is not None:
-                input_tokens = event.usage.input_tokens
-    return Usage(input_tokens, output_tokens)
+    async for item in events:
+        kind = item.type
+        # Only the deltas: `response.output_text.done` repeats the whole text.
+        if kind == "response.output_text.delta":
+            yield Token(item.delta)
+        elif kind in ("response.completed", "response.incomplete"):
+            counts = item.response.usage
+            yield Usage(counts.input_tokens, counts.output_tokens)
+            # Incomplete means cut short (max_output_tokens): a client must not read it as whole.
+            yield Finish("stop" if kind == "response.completed" else "length")
     ### END SOLUTION
 
 
 # %% end
 
-# %% exercise: unblock_the_loop  check: lessons.toolkit.exercise_checks.nb02_two_providers:check_unblock_the_loop  candidate: Replier
-from collections.abc import AsyncIterator
+# %% exercise: relay_delay  check: lessons.toolkit.exercise_checks.nb02_two_providers:check_relay_delay  candidate: first_token_delay_ms
+import statistics
+from typing import Any
 
-from openai import AsyncOpenAI
+from lessons.toolkit.testkit import classify, collect
 
 
-class Replier:
-    """What the app's lifespan creates once; each request streams a reply through it."""
-
-    def __init__(self, model: str = "gpt-4o-mini") -> None:
-        self.model = model
-        ### BEGIN SOLUTION
-        self.client = AsyncOpenAI()
-        ### END SOLUTION
-
-    async def tokens(self, message: str) -> AsyncIterator[str]:
-        """Yield the reply's text pieces as the provider sends them."""
-        ### BEGIN SOLUTION
-        stream = await self.client.chat.completions.create(
-            model=self.model, messages=[{"role": "user", "content": message}], stream=True
-        )
-        try:
-            async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
-        finally:
-            await stream.close()
-        ### END SOLUTION
+async def first_token_delay_ms(url: str, body: dict[str, Any], mock: Any, runs: int = 5) -> float:
+    """How long a relay holds the first token: the median, over `runs` requests to `url`, of the
+    time from the mock sending the reply's first token to the client receiving it."""
+    ### BEGIN SOLUTION
+    delays = []
+    for _ in range(runs):
+        # Leave at the first token: the rest of the reply is not what is measured.
+        record = await collect(url, body, stop_when=lambda e: classify(e).kind == "token")
+        sent = mock.last_request().first_token_at  # time.monotonic(), as the kit's arrivals
+        delays.append((record.arrivals[-1] - sent) * 1000)
+    # The median: one slow run on a busy machine is not the relay's doing.
+    return statistics.median(delays)
+    ### END SOLUTION
 
 
 # %% end

@@ -7,13 +7,18 @@ same way. Two questions, each answered without fragile absolute timings:
   many streams were between their first and last token at the same moment: about N when the
   relay is concurrent, 1 or 2 when it serialises them, however loaded the machine is.
 - Does a client's disconnect stop the provider? The mock providers observe whether the relay
-  closed its upstream connection (`client_disconnected`) or let it run to the end (`completed`).
+  closed its upstream connection (`client_disconnected`) or let it run to the end (`completed`);
+  `watch_after_disconnect` also samples, after the client left, how many tokens the provider had
+  sent and how many server threads were still inside the relay's generator.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
+import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +50,7 @@ class StreamRecord:
     last_token_ms: float | None = None
     finished_ms: float = 0.0
     tokens: list[str] = field(default_factory=list)
+    token_ms: list[float] = field(default_factory=list)  # when each token arrived
     events: list[SSEEvent] = field(default_factory=list)
 
     @property
@@ -144,6 +150,7 @@ async def _one_stream(
                 first_token.set()
             record.last_token_ms = now
             record.tokens.append(text)
+            record.token_ms.append(now)
 
     # The streaming test kit reads the stream; this module only keeps what it measures.
     got = await collect(url, body, client=client, timeout=timeout_s, on_event=seen)
@@ -221,21 +228,184 @@ def upstream_after_disconnect(mock: Any, *, timeout: float = 10.0) -> Any:
     return mock.last_request()
 
 
+def threads_inside(filename: str, function: str) -> int:
+    """How many threads of this process are running `function` of the module file `filename`
+    right now (for example a relay's generator, stepped by Starlette's threadpool)."""
+    count = 0
+    frames = sys._current_frames()
+    for thread in threading.enumerate():
+        frame = frames.get(thread.ident) if thread.ident is not None else None
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == function and code.co_filename == filename:
+                count += 1
+                break
+            frame = frame.f_back
+    return count
+
+
+@dataclass
+class AfterDisconnect:
+    """What happened after a client read the first token of a reply and left."""
+
+    label: str
+    first_token: str
+    # (ms after the client left, tokens the provider had sent, threads inside the generator)
+    samples: list[tuple[float, int, int]]
+    outcome: str  # the mock's: client_disconnected (the relay closed it) or completed
+    tokens_sent: int
+    tokens_planned: int
+    ended_ms: float  # when the provider's stream ended, in ms after the client left
+    collected_at_ms: float | None = None  # when gc.collect() started, if it was asked to run
+    collect_took_ms: float | None = None  # how long that full collection took
+
+
+async def watch_after_disconnect(
+    base_url: str,
+    path: str,
+    body: dict[str, Any],
+    mock: Any,
+    *,
+    label: str = "",
+    generator: tuple[str, str] | None = None,
+    sample_at_ms: Sequence[float] = (100, 300),
+    collect_garbage_at_ms: float | None = None,
+    automatic_collection: bool = True,
+    timeout_s: float = 10.0,
+) -> AfterDisconnect:
+    """Read the first token, leave, then watch the provider's side: at each `sample_at_ms`, the
+    tokens it had sent and (with `generator=(module file, function name)`) the server threads
+    inside that generator. With `collect_garbage_at_ms`, run `gc.collect()` at that moment (the
+    server runs in this process, so this collects its garbage too); with
+    `automatic_collection=False`, the cyclic collector runs only then (it is switched off for
+    the measurement, and on again after). Returns once the provider's stream has ended."""
+    was_enabled = gc.isenabled()
+    if not automatic_collection:
+        gc.disable()
+    try:
+        return await _watch(
+            base_url,
+            path,
+            body,
+            mock,
+            label,
+            generator,
+            sample_at_ms,
+            collect_garbage_at_ms,
+            timeout_s,
+        )
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+async def _watch(
+    base_url: str,
+    path: str,
+    body: dict[str, Any],
+    mock: Any,
+    label: str,
+    generator: tuple[str, str] | None,
+    sample_at_ms: Sequence[float],
+    collect_garbage_at_ms: float | None,
+    timeout_s: float,
+) -> AfterDisconnect:
+    got = await collect(
+        base_url + path,
+        body,
+        timeout=timeout_s,
+        stop_when=lambda event: token_text(event) is not None,
+    )
+    if got.status != 200 or not got.stopped_early:
+        raise AssertionError(f"no first token to leave at: {got.summary()}")
+    first = token_text(got.events[-1]) or ""
+    # The client hangs up as soon as this token arrives: times are counted from its arrival.
+    left = got.arrivals[-1]
+    samples: list[tuple[float, int, int]] = []
+    moments: list[tuple[float, str]] = [(t, "sample") for t in sample_at_ms]
+    if collect_garbage_at_ms is not None:
+        moments.append((collect_garbage_at_ms, "collect"))
+    collected_at: float | None = None
+    collect_took: float | None = None
+    # At the same moment, the sample first: it shows the state the collection starts from.
+    for at_ms, what in sorted(moments, key=lambda moment: (moment[0], moment[1] != "sample")):
+        await asyncio.sleep(max(0.0, left + at_ms / 1000 - time.monotonic()))
+        now_ms = (time.monotonic() - left) * 1000
+        if what == "collect":
+            gc.collect()
+            collected_at = now_ms
+            collect_took = (time.monotonic() - left) * 1000 - now_ms
+            continue
+        inside = threads_inside(*generator) if generator is not None else 0
+        samples.append((now_ms, mock.last_request().tokens_sent, inside))
+    seen = await asyncio.to_thread(upstream_after_disconnect, mock, timeout=timeout_s)
+    ended = seen.finished_at if seen.finished_at is not None else time.monotonic()
+    return AfterDisconnect(
+        label or path,
+        first,
+        samples,
+        seen.outcome,
+        seen.tokens_sent,
+        seen.tokens_planned,
+        (ended - left) * 1000,
+        collected_at,
+        collect_took,
+    )
+
+
 def plot_concurrency(runs: Sequence[ConcurrencyRun], *, title: str = "") -> Any:
-    """Per concurrency level: each request's time to first token, one line per relay."""
+    """Each request's time to first token, one line per relay, one panel per concurrency level
+    above 1; a relay's run with one stream alone is drawn as a dashed reference line."""
     import matplotlib.pyplot as plt
 
-    levels = sorted({run.concurrency for run in runs})
-    fig, axes = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 3.4), squeeze=False)
+    levels = sorted({run.concurrency for run in runs if run.concurrency > 1}) or [1]
+    alone = {run.label: run.median_ttft_ms for run in runs if run.concurrency == 1}
+    fig, axes = plt.subplots(1, len(levels), figsize=(4.8 * len(levels), 3.6), squeeze=False)
     for ax, level in zip(axes[0], levels, strict=True):
         for run in (r for r in runs if r.concurrency == level):
-            ax.plot(range(1, len(run.ttfts_ms) + 1), run.ttfts_ms, marker="o", label=run.label)
+            (line,) = ax.plot(
+                range(1, len(run.ttfts_ms) + 1), run.ttfts_ms, marker="o", ms=3, label=run.label
+            )
+            if run.label in alone and level > 1:
+                ax.axhline(
+                    alone[run.label],
+                    linestyle="--",
+                    linewidth=1,
+                    color=line.get_color(),
+                    label=f"{run.label}, 1 stream alone",
+                )
         ax.set_title(f"{level} concurrent stream{'s' if level > 1 else ''}")
         ax.set_xlabel("request (sorted by first token)")
         ax.set_ylabel("time to first token (ms)")
         start_axes_at_zero(ax, x=False, y=True)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_request_timelines(runs: Sequence[ConcurrencyRun], *, title: str = "") -> Any:
+    """One panel per run, one row per request, one tick per token as it reached its client:
+    whether the replies streamed side by side or came one after another, each in a burst."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(runs), 1, figsize=(9, 1.2 + 0.16 * sum(r.concurrency for r in runs)), squeeze=False
+    )
+    right = max((max(s.token_ms, default=0) for r in runs for s in r.streams), default=0)
+    for ax, run in zip(axes[:, 0], runs, strict=True):
+        ordered = sorted(run.streams, key=lambda s: s.first_token_ms or float("inf"))
+        for row, stream in enumerate(ordered):
+            ax.scatter(stream.token_ms, [row] * len(stream.token_ms), marker="|", s=40)
+        ax.set_yticks([])
+        ax.set_ylabel("requests", fontsize=8)
+        ax.set_title(f"{run.label}, {run.concurrency} concurrent streams", fontsize=9)
+        ax.set_xlim(0, right * 1.03 + 1)
+        start_axes_at_zero(ax)
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1, 0].set_xlabel("milliseconds since the requests were sent")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -283,13 +453,17 @@ def private_mock(ttft_ms: float = 0, token_interval_ms: float = 0) -> Iterator[A
 
 
 __all__ = [
+    "AfterDisconnect",
     "ConcurrencyRun",
     "StreamRecord",
     "disconnect_after_first_token",
     "measure_streams",
     "plot_concurrency",
+    "plot_request_timelines",
     "plot_totals",
     "private_mock",
+    "threads_inside",
     "token_text",
     "upstream_after_disconnect",
+    "watch_after_disconnect",
 ]

@@ -1,13 +1,20 @@
 """Wrong: a plain `def` generator is never told that its client left; the upstream runs on.
 
-Starlette iterates a sync generator in its threadpool, one `next()` per thread call, so unlike
+Starlette iterates a sync generator in its threadpool, one thread call per `next()`, so unlike
 sync_client_pitfall.py this does not block the event loop, and concurrent users are served side
-by side. The hidden cost is the disconnect: Starlette stops asking for the next piece, but
-nothing throws into or closes the generator. The thread call in progress returns, no thread is
-held afterwards, and the generator is left suspended with the provider's stream open. The mock
-provider keeps generating (and the real one keeps billing) until the generator happens to be
-garbage collected, which runs its `finally` at last. Notebook 02 measures both. The fix: an
-`async def` generator on `AsyncOpenAI`, cancelled on disconnect, as every lesson relay does.
+by side. The cost is the disconnect. When the client leaves, Starlette cancels the response:
+the thread call in progress finishes when the next piece arrives, and no thread is held after
+it (notebook 02 counts the threads inside the generator). But nothing throws into or closes the
+generator: it stays suspended at its `yield`, with the provider's stream open, and the provider
+keeps generating (and billing). The generator is left in a reference cycle, so only the cyclic
+garbage collector frees it; when it does, the generator is closed, its `finally` runs and the
+stream is closed. Notebook 02 measures each case: with the collector's automatic runs switched
+off, the provider sent the whole reply; a `gc.collect()` closed the stream during the
+collection; with the automatic runs on, when the stream closes depends on what the process
+happens to allocate meanwhile.
+
+The fix: an `async def` generator on `AsyncOpenAI`, cancelled where it waits, or the core's
+`EventStream`, as every lesson relay uses.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ router = APIRouter()
 async def responses_stream(
     body: ChatRequest, relay: RelayContext, openai: OpenAIClient
 ) -> EventStream:
-    """start, token*, usage, then done or error: the same events as /relay/stream."""
+    """start, token*, usage, then done or error: the named events of /chat/events."""
     system = relay.system_prompt(body)
     return relay.stream(
         # The Responses API takes the system prompt as `instructions` and reports usage in its

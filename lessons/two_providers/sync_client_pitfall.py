@@ -3,8 +3,8 @@
 A first version, as many tutorials write it: `OpenAI()` and `for chunk in stream` inside an
 `async def` generator. Every step of that loop waits for the network on the event loop's own
 thread, so while one reply streams no other request is served: ten users get their replies one
-after another. The fix: `AsyncOpenAI`, opened and read with `await` and `async for`, as every
-lesson relay does (lessons/sse_basics/chat_stream.py).
+after another. The fix: `AsyncOpenAI`, whose stream is awaited and read with `async for`, as the
+core's EventStream does for every lesson relay (lessons/sse_basics/chat_stream.py).
 """
 
 from __future__ import annotations

@@ -1,106 +1,158 @@
 """Wrong answers for notebook 01's exercises: each must get "not yet" from its checker."""
 
-_FORMAT_HEAD = """
+_SHAPE_HEAD = """
 import json
-from typing import Any
+from lessons.relay_core import EventShape, RelayError, StreamSummary
 
-def format_event(event: str, payload: dict[str, Any], *, event_id: int, retry_ms=None) -> str:
+class PlainTextEvents(EventShape):
+    def done(self, summary: StreamSummary) -> bytes:
+        return b"event: done\\ndata:\\n\\n"
+
+    def error(self, error: RelayError, summary: StreamSummary) -> bytes:
+        return b"event: error\\ndata: " + error.message.encode() + b"\\n\\n"
+
+    def token(self, text: str) -> bytes:
 """
 
-NO_RETRY = (
-    _FORMAT_HEAD
+# JSON, as the lesson's own shapes do: the client gets a string to parse, not the text.
+JSON_DATA = (
+    _SHAPE_HEAD
     + """
-    return f"id: {event_id}\\nevent: {event}\\ndata: {json.dumps(payload)}\\n\\n"
+        return b"data: " + json.dumps(text).encode() + b"\\n\\n"
 """
 )
 
-RETRY_IN_SECONDS = (
-    _FORMAT_HEAD
+# One data line: a blank line in the text ends the event early.
+ONE_LINE = (
+    _SHAPE_HEAD
     + """
-    retry = f"retry: {retry_ms / 1000}\\n" if retry_ms is not None else ""
-    return f"id: {event_id}\\n{retry}event: {event}\\ndata: {json.dumps(payload)}\\n\\n"
+        return f"data: {text}\\n\\n".encode()
 """
 )
 
-RAW_TEXT_NOT_JSON = (
-    _FORMAT_HEAD
+# Splits on LF only: the text after a lone CR is read as a field of its own.
+LF_ONLY = (
+    _SHAPE_HEAD
     + """
-    retry = f"retry: {retry_ms}\\n" if retry_ms is not None else ""
-    text = payload.get("text", payload)
-    return f"id: {event_id}\\n{retry}event: {event}\\ndata: {text}\\n\\n"
+        return "".join(f"data: {line}\\n" for line in text.split("\\n")).encode() + b"\\n"
 """
 )
 
+# No space after the colon: a client strips one space, so " How" arrives as "How".
+NO_SPACE = (
+    _SHAPE_HEAD
+    + """
+        lines = text.replace("\\r\\n", "\\n").replace("\\r", "\\n").split("\\n")
+        return "".join(f"data:{line}\\n" for line in lines).encode() + b"\\n"
+"""
+)
+
+# No blank line at the end: every piece of the reply runs into the next one.
 NO_BLANK_LINE = (
-    _FORMAT_HEAD
+    _SHAPE_HEAD
     + """
-    retry = f"retry: {retry_ms}\\n" if retry_ms is not None else ""
-    return f"id: {event_id}\\n{retry}event: {event}\\ndata: {json.dumps(payload)}\\n"
+        lines = text.replace("\\r\\n", "\\n").replace("\\r", "\\n").split("\\n")
+        return "".join(f"data: {line}\\n" for line in lines).encode()
 """
 )
 
-NO_ID = (
-    _FORMAT_HEAD
+# str, not bytes.
+RETURNS_STR = (
+    _SHAPE_HEAD
     + """
-    retry = f"retry: {retry_ms}\\n" if retry_ms is not None else ""
-    return f"{retry}event: {event}\\ndata: {json.dumps(payload)}\\n\\n"
+        lines = text.replace("\\r\\n", "\\n").replace("\\r", "\\n").split("\\n")
+        return "".join(f"data: {line}\\n" for line in lines) + "\\n"
 """
 )
 
-_USAGE_HEAD = """
-from collections.abc import AsyncIterable, AsyncIterator
-from openai.types.chat import ChatCompletionChunk
-from lessons.relay_core import sse_event
+_REPLY_HEAD = """
+import json
+from typing import NamedTuple
+from lessons.toolkit.sse_parser import parse_sse
 
-async def token_and_usage_events(chunks: AsyncIterable[ChatCompletionChunk]) -> AsyncIterator[str]:
+class Reply(NamedTuple):
+    text: str
+    last_event_id: str | None
+    ending: str
+
 """
 
-COUNTS_CHUNKS = (
-    _USAGE_HEAD
+# Splits on blank lines by hand: a half-received event counts, CR LF streams break.
+SPLITS_BY_HAND = (
+    _REPLY_HEAD
     + """
-    count = 0
-    async for chunk in chunks:
-        if chunk.choices and chunk.choices[0].delta.content:
-            count += 1
-            yield sse_event("token", {"text": chunk.choices[0].delta.content})
-    yield sse_event("usage", {"input_tokens": 12, "output_tokens": count})
+def read_reply(raw: str) -> Reply:
+    text, last_id, ending = "", None, "cut"
+    for block in raw.split("\\n\\n"):
+        fields = dict(line.split(": ", 1) for line in block.split("\\n") if ": " in line)
+        if "id" in fields:
+            last_id = fields["id"]
+        if fields.get("event") == "token":
+            text += json.loads(fields["data"])["text"]
+        elif fields.get("event") == "done":
+            ending = "done"
+        elif fields.get("event") == "error":
+            ending = "error:" + json.loads(fields["data"])["code"]
+    return Reply(text, last_id, ending)
 """
 )
 
-UNGUARDED_CHOICES = (
-    _USAGE_HEAD
+# Takes each event's own id: an error event without one resets the id to None.
+OWN_ID_ONLY = (
+    _REPLY_HEAD
     + """
-    usage = None
-    async for chunk in chunks:
-        usage = chunk.usage or usage
-        if chunk.choices[0].delta.content:
-            yield sse_event("token", {"text": chunk.choices[0].delta.content})
-    counts = {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
-    yield sse_event("usage", counts)
+def read_reply(raw: str) -> Reply:
+    text, last_id, ending = "", None, "cut"
+    for event in parse_sse(raw):
+        last_id = event.id
+        data = json.loads(event.data)
+        if event.event == "token":
+            text += data["text"]
+        elif event.event == "done":
+            ending = "done"
+        elif event.event == "error":
+            ending = "error:" + data["code"]
+    return Reply(text, last_id, ending)
 """
 )
 
-NO_USAGE_EVENT = (
-    _USAGE_HEAD
+# Counts the events instead of reading their ids.
+COUNTS_EVENTS = (
+    _REPLY_HEAD
     + """
-    async for chunk in chunks:
-        if chunk.choices and chunk.choices[0].delta.content:
-            yield sse_event("token", {"text": chunk.choices[0].delta.content})
+def read_reply(raw: str) -> Reply:
+    events = parse_sse(raw)
+    text = "".join(json.loads(e.data)["text"] for e in events if e.event == "token")
+    ending = "cut"
+    if events and events[-1].event in ("done", "error"):
+        data = json.loads(events[-1].data)
+        ending = "done" if events[-1].event == "done" else "error:" + data["code"]
+    return Reply(text, str(len(events) - 1) if events else None, ending)
 """
 )
 
-USAGE_PER_TOKEN = (
-    _USAGE_HEAD
+# Trusts that a stream ends well: no terminal event is read as done.
+ASSUMES_DONE = (
+    _REPLY_HEAD
     + """
-    async for chunk in chunks:
-        if chunk.choices and chunk.choices[0].delta.content:
-            yield sse_event("token", {"text": chunk.choices[0].delta.content})
-            yield sse_event("usage", {"input_tokens": 12, "output_tokens": 7})
+def read_reply(raw: str) -> Reply:
+    text, ending = "", "done"
+    last_id = None
+    for event in parse_sse(raw):
+        last_id = event.last_event_id or None
+        data = json.loads(event.data)
+        if event.event == "token":
+            text += data["text"]
+        elif event.event == "error":
+            ending = "error:" + data["code"]
+    return Reply(text, last_id, ending)
 """
 )
 
-_NATIVE_HEAD = """
+_WORDS_HEAD = """
 from collections.abc import AsyncIterable
+from typing import Annotated
+from fastapi import Depends, Header, HTTPException
 from fastapi.sse import ServerSentEvent
 from pydantic import BaseModel, Field
 
@@ -109,72 +161,115 @@ class Words(BaseModel):
 
 """
 
-HAND_BUILT_STREAMING_RESPONSE = (
-    _NATIVE_HEAD
-    + """
-import json
-from fastapi.responses import StreamingResponse
+_CHECKED_SEEN = """
+def events_seen(body: Words, last_event_id: Annotated[str | None, Header()] = None) -> int:
+    if last_event_id is None:
+        return 0
+    if not last_event_id.isdigit() or not 1 <= int(last_event_id) <= len(body.words) + 1:
+        raise HTTPException(status_code=400, detail="not an id of this stream")
+    return int(last_event_id)
 
-async def word_events(body: Words):
-    async def gen():
-        for n, word in enumerate(body.words):
-            yield f"id: {n}\\nevent: word\\ndata: {json.dumps({'word': word})}\\n\\n"
-        yield f"event: done\\ndata: {json.dumps({'count': len(body.words)})}\\n\\n"
-    return StreamingResponse(gen(), media_type="text/event-stream")
+"""
+
+# Ids from 0, as enumerate gives them: a client holding id n has then seen n + 1 events.
+IDS_FROM_ZERO = (
+    _WORDS_HEAD
+    + """
+def events_seen(body: Words, last_event_id: Annotated[str | None, Header()] = None) -> int:
+    if last_event_id is None:
+        return 0
+    if not last_event_id.isdigit() or int(last_event_id) > len(body.words):
+        raise HTTPException(status_code=400, detail="not an id of this stream")
+    return int(last_event_id) + 1
+
+async def word_events(body: Words, seen: Annotated[int, Depends(events_seen)]
+                      ) -> AsyncIterable[ServerSentEvent]:
+    for number, word in enumerate(body.words):
+        if number >= seen:
+            yield ServerSentEvent(event="word", id=str(number), data={"word": word})
+    yield ServerSentEvent(event="done", id=str(len(body.words)), data={"count": len(body.words)})
 """
 )
 
-YIELDS_PREFORMATTED_TEXT = (
-    _NATIVE_HEAD
+# Resends the event the client already has.
+OFF_BY_ONE = (
+    _WORDS_HEAD
+    + _CHECKED_SEEN
+    + """
+async def word_events(body: Words, seen: Annotated[int, Depends(events_seen)]
+                      ) -> AsyncIterable[ServerSentEvent]:
+    for number, word in enumerate(body.words, start=1):
+        if number >= seen:
+            yield ServerSentEvent(event="word", id=str(number), data={"word": word})
+    done_id = len(body.words) + 1
+    yield ServerSentEvent(event="done", id=str(done_id), data={"count": len(body.words)})
+"""
+)
+
+# Checks the id inside the generator: by then the 200 has been sent.
+REFUSES_IN_THE_GENERATOR = (
+    _WORDS_HEAD
+    + """
+def events_seen(body: Words, last_event_id: Annotated[str | None, Header()] = None) -> int:
+    if last_event_id is None:
+        return 0
+    return int(last_event_id) if last_event_id.isdigit() and last_event_id != "0" else -1
+
+async def word_events(body: Words, seen: Annotated[int, Depends(events_seen)]
+                      ) -> AsyncIterable[ServerSentEvent]:
+    if not 0 <= seen <= len(body.words) + 1:
+        raise HTTPException(status_code=400, detail="not an id of this stream")
+    for number, word in enumerate(body.words, start=1):
+        if number > seen:
+            yield ServerSentEvent(event="word", id=str(number), data={"word": word})
+    done_id = len(body.words) + 1
+    if done_id > seen:
+        yield ServerSentEvent(event="done", id=str(done_id), data={"count": len(body.words)})
+"""
+)
+
+# Accepts any id: a client of another stream (or a typo) is answered as if it were ours.
+NO_CHECK = (
+    _WORDS_HEAD
+    + """
+def events_seen(body: Words, last_event_id: Annotated[str | None, Header()] = None) -> int:
+    return int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+
+async def word_events(body: Words, seen: Annotated[int, Depends(events_seen)]
+                      ) -> AsyncIterable[ServerSentEvent]:
+    for number, word in enumerate(body.words, start=1):
+        if number > seen:
+            yield ServerSentEvent(event="word", id=str(number), data={"word": word})
+    done_id = len(body.words) + 1
+    if done_id > seen:
+        yield ServerSentEvent(event="done", id=str(done_id), data={"count": len(body.words)})
+"""
+)
+
+# Yields preformatted text: FastAPI JSON-encodes it into one `data:` line of a `message` event.
+PREFORMATTED_TEXT = (
+    _WORDS_HEAD
+    + _CHECKED_SEEN
     + """
 import json
 
-async def word_events(body: Words) -> AsyncIterable[str]:
-    for n, word in enumerate(body.words):
-        yield f"id: {n}\\nevent: word\\ndata: {json.dumps({'word': word})}\\n\\n"
+async def word_events(body: Words, seen: Annotated[int, Depends(events_seen)]
+                      ) -> AsyncIterable[str]:
+    for number, word in enumerate(body.words, start=1):
+        if number > seen:
+            yield f"id: {number}\\nevent: word\\ndata: {json.dumps({'word': word})}\\n\\n"
     yield f"event: done\\ndata: {json.dumps({'count': len(body.words)})}\\n\\n"
 """
 )
 
-NO_IDS = (
-    _NATIVE_HEAD
-    + """
-async def word_events(body: Words) -> AsyncIterable[ServerSentEvent]:
-    for word in body.words:
-        yield ServerSentEvent(event="word", data={"word": word})
-    yield ServerSentEvent(event="done", data={"count": len(body.words)})
-"""
-)
-
-RAW_DATA_WORDS = (
-    _NATIVE_HEAD
-    + """
-async def word_events(body: Words) -> AsyncIterable[ServerSentEvent]:
-    for n, word in enumerate(body.words):
-        yield ServerSentEvent(event="word", id=str(n), raw_data=word)
-    yield ServerSentEvent(event="done", data={"count": len(body.words)})
-"""
-)
-
-UNVALIDATED_DICT_BODY = """
-from collections.abc import AsyncIterable
-from fastapi.sse import ServerSentEvent
-
-async def word_events(body: dict) -> AsyncIterable[ServerSentEvent]:
-    words = body.get("words", [])
-    for n, word in enumerate(words):
-        yield ServerSentEvent(event="word", id=str(n), data={"word": word})
-    yield ServerSentEvent(event="done", data={"count": len(words)})
-"""
-
 WRONG_ANSWERS = {
-    "id_and_retry": [NO_RETRY, RETRY_IN_SECONDS, RAW_TEXT_NOT_JSON, NO_BLANK_LINE, NO_ID],
-    "usage_event": [COUNTS_CHUNKS, UNGUARDED_CHOICES, NO_USAGE_EVENT, USAGE_PER_TOKEN],
-    "native_sse": [
-        HAND_BUILT_STREAMING_RESPONSE,
-        YIELDS_PREFORMATTED_TEXT,
-        NO_IDS,
-        RAW_DATA_WORDS,
-        UNVALIDATED_DICT_BODY,
+    "plain_text_events": [JSON_DATA, ONE_LINE, LF_ONLY, NO_SPACE, NO_BLANK_LINE, RETURNS_STR],
+    "read_reply": [SPLITS_BY_HAND, OWN_ID_ONLY, COUNTS_EVENTS, ASSUMES_DONE],
+    "resume_words": [
+        IDS_FROM_ZERO,
+        OFF_BY_ONE,
+        REFUSES_IN_THE_GENERATOR,
+        NO_CHECK,
+        PREFORMATTED_TEXT,
     ],
 }

@@ -1,168 +1,215 @@
 """Wrong answers for notebook 02's exercises: each must be reported as "not yet"."""
 
+_THINKING_HEAD = """
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
+
+from lessons.relay_core import CustomEvent, Reasoning, StreamItem, Token, anthropic_events
+
+
+async def with_thinking(events: AsyncIterable[Any]) -> AsyncIterator[StreamItem]:
+"""
+
+# One event per piece of thinking, as it streams: dozens of `thinking` events.
+ONE_EVENT_PER_DELTA = (
+    _THINKING_HEAD
+    + """
+    async for item in anthropic_events(events):
+        if isinstance(item, Reasoning):
+            yield CustomEvent("thinking", {"text": item.text})
+        else:
+            yield item
+"""
+)
+
+# The thinking as answer text: the client shows the model's scratchpad as its reply.
+THINKING_AS_TOKENS = (
+    _THINKING_HEAD
+    + """
+    async for item in anthropic_events(events):
+        yield Token(item.text) if isinstance(item, Reasoning) else item
+"""
+)
+
+# Flushes only before the first token: a reply cut while thinking loses its thinking.
+FLUSHES_AT_TOKENS_ONLY = (
+    _THINKING_HEAD
+    + """
+    thinking = []
+    async for item in anthropic_events(events):
+        if isinstance(item, Reasoning):
+            thinking.append(item.text)
+            continue
+        if thinking and isinstance(item, Token):
+            yield CustomEvent("thinking", {"text": "".join(thinking)})
+            thinking = []
+        yield item
+"""
+)
+
+# Sends the thinking at the very end, after the answer.
+THINKING_LAST = (
+    _THINKING_HEAD
+    + """
+    thinking = []
+    items = []
+    async for item in anthropic_events(events):
+        if isinstance(item, Reasoning):
+            thinking.append(item.text)
+        else:
+            items.append(item)
+    for item in items[:-2]:
+        yield item
+    yield CustomEvent("thinking", {"text": "".join(thinking)})
+    for item in items[-2:]:
+        yield item
+"""
+)
+
+# Passes everything through: the thinking never reaches the client.
+PASSES_THROUGH = (
+    _THINKING_HEAD
+    + """
+    async for item in anthropic_events(events):
+        yield item
+"""
+)
+
 _ADAPTER_HEAD = """
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
-from lessons.two_providers.adapters import Finish, Token, UnifiedEvent, Usage
+from lessons.relay_core import Finish, StreamItem, Token, Usage
 
 
-async def adapt_responses(events: AsyncIterable[Any]) -> AsyncIterator[UnifiedEvent]:
+async def adapt_responses(events: AsyncIterable[Any]) -> AsyncIterator[StreamItem]:
 """
 
-# Also yields the full text of `response.output_text.done`: the reply appears twice.
-DOUBLE_TEXT = (
+# The colleague's version, as the notebook shows it: both bugs.
+AS_GIVEN = (
     _ADAPTER_HEAD
     + """
     async for event in events:
-        if event.type == "response.output_text.delta":
-            yield Token(event.delta)
-        elif event.type == "response.output_text.done":
-            yield Token(event.text)
-        elif event.type == "response.completed":
-            yield Usage(event.response.usage.input_tokens, event.response.usage.output_tokens)
+        if event.type in ("response.output_text.delta", "response.output_text.done"):
+            yield Token(event.delta if event.type.endswith("delta") else event.text)
+        elif event.type in ("response.completed", "response.incomplete"):
+            usage = event.response.usage
+            yield Usage(usage.input_tokens, usage.output_tokens)
             yield Finish("stop")
 """
 )
 
-# Never reports usage.
-NO_USAGE = (
+# One bug fixed, the doubled text: a reply cut by max_output_tokens still reads as complete.
+STILL_STOP_WHEN_CUT = (
     _ADAPTER_HEAD
     + """
     async for event in events:
         if event.type == "response.output_text.delta":
             yield Token(event.delta)
         elif event.type in ("response.completed", "response.incomplete"):
-            yield Finish("stop" if event.type == "response.completed" else "length")
+            usage = event.response.usage
+            yield Usage(usage.input_tokens, usage.output_tokens)
+            yield Finish("stop")
 """
 )
 
-# Treats a reply cut short by max_output_tokens as a normal stop (and forgets its usage).
-IGNORES_INCOMPLETE = (
+# The other bug fixed by dropping the incomplete case: a cut reply has no usage and no end.
+DROPS_INCOMPLETE = (
     _ADAPTER_HEAD
     + """
     async for event in events:
         if event.type == "response.output_text.delta":
             yield Token(event.delta)
         elif event.type == "response.completed":
-            yield Usage(event.response.usage.input_tokens, event.response.usage.output_tokens)
+            usage = event.response.usage
+            yield Usage(usage.input_tokens, usage.output_tokens)
             yield Finish("stop")
 """
 )
 
-# Returns a list instead of streaming.
-NOT_A_GENERATOR = """
-from lessons.two_providers.adapters import Token
-
-def adapt_responses(events):
-    return [Token("everything at once")]
+# Only the final text, once: correct text, but nothing streams until the reply is over.
+ONLY_THE_DONE_TEXT = (
+    _ADAPTER_HEAD
+    + """
+    async for event in events:
+        if event.type == "response.output_text.done":
+            yield Token(event.text)
+        elif event.type in ("response.completed", "response.incomplete"):
+            usage = event.response.usage
+            yield Usage(usage.input_tokens, usage.output_tokens)
+            yield Finish("stop" if event.type == "response.completed" else "length")
 """
+)
 
-_USAGE_HEAD = """
-from collections.abc import AsyncIterable
+_DELAY_HEAD = """
+import statistics
+import time
 from typing import Any
 
-from lessons.two_providers.adapters import Usage
+from lessons.toolkit.testkit import classify, collect
 
-
-async def anthropic_usage(events: AsyncIterable[Any]) -> Usage:
-    input_tokens = output_tokens = 0
-    async for event in events:
-        if event.type == "message_start":
-            input_tokens = event.message.usage.input_tokens
 """
 
-# Adds up message_delta totals, which are cumulative.
-SUMS_DELTAS = (
-    _USAGE_HEAD
+# From the request being sent: the provider's own wait is counted as the relay's.
+FROM_THE_REQUEST = (
+    _DELAY_HEAD
     + """
-        elif event.type == "message_delta":
-            output_tokens += event.usage.output_tokens
-    return Usage(input_tokens, output_tokens)
+async def first_token_delay_ms(url: str, body: dict[str, Any], mock: Any, runs: int = 5) -> float:
+    delays = []
+    for _ in range(runs):
+        record = await collect(url, body, stop_when=lambda e: classify(e).kind == "token")
+        delays.append((record.arrivals[-1] - record.started_at) * 1000)
+    return statistics.median(delays)
 """
 )
 
-# Reads output tokens only from message_start, where they are a placeholder (1).
-OUTPUT_FROM_START = (
-    _USAGE_HEAD
+# From the provider's arrival time of the request: its wait again.
+FROM_THE_MOCKS_START = (
+    _DELAY_HEAD
     + """
-            output_tokens = event.message.usage.output_tokens
-    return Usage(input_tokens, output_tokens)
+async def first_token_delay_ms(url: str, body: dict[str, Any], mock: Any, runs: int = 5) -> float:
+    delays = []
+    for _ in range(runs):
+        record = await collect(url, body, stop_when=lambda e: classify(e).kind == "token")
+        delays.append((record.arrivals[-1] - mock.last_request().started_at) * 1000)
+    return statistics.median(delays)
 """
 )
 
-# Counts text deltas instead of reading the provider's usage.
-COUNTS_DELTAS = (
-    _USAGE_HEAD
+# The first event, not the first token: `start` leaves before the provider's first token.
+FIRST_EVENT = (
+    _DELAY_HEAD
     + """
-        elif event.type == "content_block_delta":
-            output_tokens += 1
-    return Usage(input_tokens, output_tokens)
+async def first_token_delay_ms(url: str, body: dict[str, Any], mock: Any, runs: int = 5) -> float:
+    delays = []
+    for _ in range(runs):
+        record = await collect(url, body)
+        delays.append((record.arrivals[0] - mock.last_request().first_token_at) * 1000)
+    return statistics.median(delays)
 """
 )
 
-_REPLIER_HEAD = """
-from collections.abc import AsyncIterator
-
-from openai import AsyncOpenAI, OpenAI
-
-
-class Replier:
-    def __init__(self, model: str = "gpt-4o-mini") -> None:
-        self.model = model
-"""
-
-# The original lesson's pattern: a sync client iterated inside an async generator.
-SYNC_CLIENT = (
-    _REPLIER_HEAD
+# Seconds, not milliseconds.
+IN_SECONDS = (
+    _DELAY_HEAD
     + """
-        self.client = OpenAI()
-
-    async def tokens(self, message: str) -> AsyncIterator[str]:
-        stream = self.client.chat.completions.create(
-            model=self.model, messages=[{"role": "user", "content": message}], stream=True
-        )
-        for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                yield chunk.choices[0].delta.content
-"""
-)
-
-# Async, but collects the whole reply before yielding anything: concurrent, yet not streaming.
-BUFFERS_THE_REPLY = (
-    _REPLIER_HEAD
-    + """
-        self.client = AsyncOpenAI()
-
-    async def tokens(self, message: str) -> AsyncIterator[str]:
-        stream = await self.client.chat.completions.create(
-            model=self.model, messages=[{"role": "user", "content": message}], stream=True
-        )
-        pieces = [c.choices[0].delta.content async for c in stream if c.choices]
-        for piece in pieces:
-            if piece:
-                yield piece
-"""
-)
-
-# AsyncOpenAI, but the create call is not awaited.
-MISSING_AWAIT = (
-    _REPLIER_HEAD
-    + """
-        self.client = AsyncOpenAI()
-
-    async def tokens(self, message: str) -> AsyncIterator[str]:
-        stream = self.client.chat.completions.create(
-            model=self.model, messages=[{"role": "user", "content": message}], stream=True
-        )
-        async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                yield chunk.choices[0].delta.content
+async def first_token_delay_ms(url: str, body: dict[str, Any], mock: Any, runs: int = 5) -> float:
+    delays = []
+    for _ in range(runs):
+        record = await collect(url, body, stop_when=lambda e: classify(e).kind == "token")
+        delays.append(record.arrivals[-1] - mock.last_request().first_token_at)
+    return statistics.median(delays)
 """
 )
 
 WRONG_ANSWERS = {
-    "responses_adapter": [DOUBLE_TEXT, NO_USAGE, IGNORES_INCOMPLETE, NOT_A_GENERATOR],
-    "anthropic_usage": [SUMS_DELTAS, OUTPUT_FROM_START, COUNTS_DELTAS],
-    "unblock_the_loop": [SYNC_CLIENT, BUFFERS_THE_REPLY, MISSING_AWAIT],
+    "thinking_event": [
+        ONE_EVENT_PER_DELTA,
+        THINKING_AS_TOKENS,
+        FLUSHES_AT_TOKENS_ONLY,
+        THINKING_LAST,
+        PASSES_THROUGH,
+    ],
+    "responses_bugs": [AS_GIVEN, STILL_STOP_WHEN_CUT, DROPS_INCOMPLETE, ONLY_THE_DONE_TEXT],
+    "relay_delay": [FROM_THE_REQUEST, FROM_THE_MOCKS_START, FIRST_EVENT, IN_SECONDS],
 }
