@@ -55,6 +55,7 @@ FIRST_TOKEN = b"Tokens"
 RELAYS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "floor": ("floor", "", "/v1/chat/completions", {}),
     "raw-forward": ("peer", "raw-forward", "/chat/stream", {}),
+    "raw-forward-aiohttp": ("peer", "raw-forward-aiohttp", "/chat/stream", {}),
     "raw-parse": ("peer", "raw-parse", "/chat/stream", {}),
     "plain-sdk": ("peer", "plain-sdk", "/chat/stream", {}),
     "sse-starlette": ("peer", "sse-starlette", "/chat/stream", {}),
@@ -83,7 +84,11 @@ def split_variant(name: str) -> tuple[str, set[str]]:
     base, *variants = name.split("+")
     unknown = set(variants) - VARIANTS
     if base not in RELAYS or unknown:
-        raise SystemExit(f"unknown relay {name!r} (variants: {sorted(VARIANTS)})")
+        raise SystemExit(
+            f"unknown relay {name!r}: relays {sorted(RELAYS)}, variants {sorted(VARIANTS)}"
+        )
+    if "2workers" in variants and RELAYS[base][0] != "lesson":
+        raise SystemExit(f"{name}: +2workers needs a lesson relay (an app importable by name)")
     return base, set(variants)
 
 
@@ -120,8 +125,6 @@ def serve_relay(name: str, port: int, loop: str, http: str) -> None:
         loop, http = "asyncio", "h11"
     kind, target, _route, _extra = RELAYS[name]
     if "2workers" in variants:
-        if kind != "lesson":
-            raise SystemExit("+2workers needs a lesson relay (an app importable by name)")
         # Several workers import the app by name, so it runs with its default settings.
         uvicorn.run(
             f"{target}:app", host="127.0.0.1", port=port, log_level="error", access_log=False,
@@ -201,6 +204,12 @@ class Stream:
     status: int = 0
 
 
+def blank_lines(data: bytes) -> int:
+    """Events end with a blank line: LF LF, or CR LF CR LF (sse-starlette's default). HTTP chunk
+    framing has CR LF between chunks, which makes neither, except the terminating chunk's."""
+    return data.count(b"\n\n") + data.count(b"\r\n\r\n")
+
+
 def request_bytes(name: str, marker: str, port: int) -> bytes:
     kind, _target, route, extra = RELAYS[split_variant(name)[0]]
     if kind == "floor":
@@ -253,10 +262,10 @@ async def one_stream(
             now = time.perf_counter()
             if stream.first is None and FIRST_TOKEN in tail + data:
                 stream.first = now
-            # Events end with a blank line; HTTP chunk framing has "\r\n", never "\n\n".
-            stream.events += (tail + data).count(b"\n\n") - tail.count(b"\n\n")
+            stream.events += blank_lines(tail + data) - blank_lines(tail)
             tail = data[-8:]
             if data.endswith(b"0\r\n\r\n"):
+                stream.events -= 1  # the last chunk's "0\r\n\r\n" is no event's end
                 stream.ended = now
                 break
     finally:
@@ -320,6 +329,8 @@ async def throughput_50(relay: Relay, streams: int) -> dict[str, float]:
     wall = time.perf_counter() - started
     tokens = sum(s.events for s in done)
     cpu = relay.cpu() - before
+    statuses = sorted({s.status for s in done})
+    assert tokens, f"{relay.name}: no events from {streams} long streams (HTTP {statuses})"
     return {
         "tokens_per_s": tokens / wall,
         "cpu_us_per_token": cpu / tokens * 1e6 if relay.process else 0.0,
@@ -496,6 +507,8 @@ def main() -> None:
         serve_relay(args.name, args.port, args.loop, args.http)
         return
     names = [n for n in args.relays.split(",") if n]
+    for name in names:
+        split_variant(name)  # an unknown name stops the run before anything is measured
     if "floor" not in names:
         names.insert(0, "floor")
     config: dict[str, Any] = (

@@ -147,6 +147,40 @@ def raw_forward() -> FastAPI:
     return app
 
 
+@asynccontextmanager
+async def _aiohttp(app: FastAPI) -> AsyncIterator[None]:
+    import aiohttp
+
+    app.state.session = aiohttp.ClientSession(
+        headers={"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"},
+        connector=aiohttp.TCPConnector(limit=1_000),
+    )
+    yield
+    await app.state.session.close()
+
+
+def raw_forward_aiohttp() -> FastAPI:
+    """raw_forward with aiohttp as the client (the fast path's): the limit for that client."""
+    app = FastAPI(lifespan=_aiohttp)
+    url = os.environ["OPENAI_BASE_URL"].rstrip("/") + "/chat/completions"
+
+    @app.post("/chat/stream")
+    async def chat(body: Body, request: Request) -> StreamingResponse:
+        payload = {"model": _model(), "messages": _messages(body), "stream": True}
+        response = await request.app.state.session.post(url, json=payload)
+
+        async def passthrough() -> AsyncIterator[bytes]:
+            try:
+                async for data in response.content.iter_any():
+                    yield data
+            finally:
+                response.close()
+
+        return StreamingResponse(passthrough(), media_type="text/event-stream", headers=HEADERS)
+
+    return app
+
+
 def raw_parse() -> FastAPI:
     """The provider's events parsed (orjson) and re-emitted as token events, one per event."""
     app = FastAPI(lifespan=_http)
@@ -178,6 +212,7 @@ def raw_parse() -> FastAPI:
 
 PEERS = {
     "raw-forward": raw_forward,
+    "raw-forward-aiohttp": raw_forward_aiohttp,
     "raw-parse": raw_parse,
     "plain-sdk": plain_sdk,
     "sse-starlette": sse_starlette_relay,

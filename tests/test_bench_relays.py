@@ -33,3 +33,23 @@ def test_a_quick_run_measures_every_figure_for_every_relay(tmp_path: Path) -> No
     assert core["cpu_us_per_token"] < 3 * plain["cpu_us_per_token"], (core, plain)
     assert fast["tokens_per_s"] > plain["tokens_per_s"], (fast, plain)
     assert "relay" in result.stdout and "vs best peer" in result.stdout
+
+
+def test_the_client_counts_events_whatever_their_line_endings() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_relays import blank_lines
+
+    lf = b'1c\r\ndata: {"token":"a"}\n\n\r\n1c\r\ndata: {"token":"b"}\n\n\r\n0\r\n\r\n'
+    crlf = b'1e\r\ndata: {"token":"a"}\r\n\r\n\r\n0\r\n\r\n'
+    # Two events and the last chunk; one event and the last chunk (sse-starlette's CR LF).
+    assert blank_lines(lf) == 3 and blank_lines(crlf) == 2
+
+
+def test_an_unknown_relay_stops_the_run_before_anything_is_measured(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_relays.py", "run", "--quick", "--relays",
+         "plain-sdk+2workers", "--out", str(tmp_path / "relays.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0 and "needs a lesson relay" in result.stderr
+    assert "measuring" not in result.stdout

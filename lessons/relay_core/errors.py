@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
+import aiohttp
 import anthropic
 import httpx
 import httpx2
@@ -106,12 +107,15 @@ _TIMEOUTS = (
     TimeoutError,
     httpx.TimeoutException,
     httpx2.TimeoutException,
-)
+)  # aiohttp's timeouts (the fast path's client) are TimeoutError
 _CONNECTION_ERRORS = (
     openai.APIConnectionError,
     anthropic.APIConnectionError,
     httpx.TransportError,
     httpx2.TransportError,
+    # The fast path's client: refused or lost connections, and a body cut off mid-chunk.
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
     ConnectionError,
 )
 

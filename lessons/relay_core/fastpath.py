@@ -2,10 +2,11 @@
 
 The SDK spends most of a relay's CPU: per request it builds a client request, validates options
 and wraps the response; per chunk it decodes SSE, parses JSON and builds pydantic models the relay
-reads three fields of. This path posts the same request with a plain HTTP client, splits the
-event stream itself, parses each `data:` line with orjson and takes only what the relay sends on.
-Everything after the adapter is the core's, so it keeps every guarantee: the error contract, the
-deadlines, the keep-alives, the closing of the upstream, the end marker check.
+reads three fields of. This path posts the same request with aiohttp (whose C parser reads a
+response for about a third of httpx's CPU, measured in notebook 09), splits the event stream
+itself, parses each `data:` line with orjson and takes only what the relay sends on. Everything
+after the adapter is the core's, so it keeps every guarantee: the error contract, the deadlines,
+the keep-alives, the closing of the upstream, the end marker check.
 
 It also coalesces: the items parsed from one network read are yielded as one `Batch`, which the
 core writes in one send. A client that reads slowly makes the relay read the provider less often,
@@ -24,9 +25,10 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
+from lessons.relay_core.clients import sdk_timeout
 from lessons.relay_core.errors import ErrorCode, ProviderHTTPError, StreamFailed
 from lessons.relay_core.events import Batch, Finish, StreamItem, Token, ToolCallDelta, Usage
 from lessons.relay_core.settings import RelaySettings
@@ -34,88 +36,105 @@ from lessons.relay_core.settings import RelaySettings
 OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
 
 
-def fast_openai_client(
-    settings: RelaySettings, *, max_connections: int = 1_000
-) -> httpx.AsyncClient:
-    """An HTTP client for the Chat Completions endpoint, configured from the SDK's variables."""
-    base_url = os.environ.get("OPENAI_BASE_URL", OPENAI_DEFAULT_BASE).rstrip("/")
-    key = os.environ.get("OPENAI_API_KEY", "")
-    if not key:
-        raise RuntimeError("OPENAI_API_KEY is not set")
-    read_s = max(settings.first_token_timeout_s, settings.idle_timeout_s, settings.open_timeout_s)
-    return httpx.AsyncClient(
-        base_url=base_url,
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=httpx.Timeout(read_s + 5, connect=5.0),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=100),
-    )
+class ChatCompletionsClient:
+    """A pooled HTTP client for one Chat Completions endpoint, configured from the SDK's
+    variables (`OPENAI_BASE_URL`, `OPENAI_API_KEY`). Create it on the server's loop (in the
+    lifespan); `aclose()` it at shutdown."""
+
+    def __init__(self, settings: RelaySettings, *, max_connections: int = 1_000) -> None:
+        key = os.environ.get("OPENAI_API_KEY", "")
+        if not key:
+            raise RuntimeError("OPENAI_API_KEY is not set")
+        base_url = os.environ.get("OPENAI_BASE_URL", OPENAI_DEFAULT_BASE).rstrip("/")
+        self.url = f"{base_url}/chat/completions"
+        self.session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            # Each read's timeout is above the relay's own deadlines, which decide.
+            timeout=aiohttp.ClientTimeout(sock_connect=5.0, sock_read=sdk_timeout(settings)),
+            connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=max_connections),
+            # Like the SDK (httpx): HTTPS_PROXY and NO_PROXY from the environment apply.
+            trust_env=True,
+        )
+
+    async def aclose(self) -> None:
+        await self.session.close()
 
 
-async def open_chat_completion(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+async def open_chat_completion(
+    client: ChatCompletionsClient, body: dict[str, Any]
+) -> aiohttp.ClientResponse:
     """POST a streaming Chat Completions request; return once the provider has answered 200.
 
     A non-2xx answer is read (it is small) and raised as ProviderHTTPError, which the error
     contract maps like the SDK's errors.
     """
-    request = client.build_request("POST", "/chat/completions", json={**body, "stream": True})
-    response = await client.send(request, stream=True)
-    if response.status_code != 200:
+    response = await client.session.post(client.url, data=orjson.dumps({**body, "stream": True}))
+    if response.status != 200:
+        headers = {name.lower(): value for name, value in response.headers.items()}
         try:
-            await response.aread()
-            detail: object = response.json()
-        except (ValueError, httpx.HTTPError):
-            detail = response.text[:500]
+            raw = await response.read()
+            detail: object = orjson.loads(raw)
+        except (ValueError, aiohttp.ClientError):
+            detail = "(an unreadable error body)"
         finally:
-            await response.aclose()
-        raise ProviderHTTPError(response.status_code, dict(response.headers), detail)
+            response.close()
+        raise ProviderHTTPError(response.status, headers, detail)
     return response
 
 
 def _chunk_items(chunk: dict[str, Any], items: list[StreamItem]) -> None:
+    """What one Chat Completions chunk means for the relay. Written for the common case: a
+    chunk with one choice whose delta has some content, looked up in as few steps as it takes."""
+    choices = chunk.get("choices")
+    if choices:
+        choice = choices[0]
+        if choice.get("index", 0) == 0:  # a request with n > 1 relays the first choice only
+            delta = choice.get("delta")
+            if delta:
+                content = delta.get("content")
+                if content:
+                    items.append(Token(content))
+                if "tool_calls" in delta:
+                    _tool_calls(delta["tool_calls"], items)
+            reason = choice.get("finish_reason")
+            if reason:
+                items.append(Finish(reason))
+    usage = chunk.get("usage")
+    if usage:
+        items.append(Usage(usage["prompt_tokens"], usage["completion_tokens"]))
     if "error" in chunk:
         error = chunk["error"] if isinstance(chunk["error"], dict) else {}
         kind = str(error.get("type") or error.get("code") or "")
         code = ErrorCode.PROVIDER_OVERLOADED if "overloaded" in kind else ErrorCode.PROVIDER_ERROR
         raise StreamFailed(code, f"mid-stream error from the provider: {kind or 'unknown'}")
-    usage = chunk.get("usage")
-    if usage:
-        items.append(Usage(usage["prompt_tokens"], usage["completion_tokens"]))
-    for choice in chunk.get("choices") or ():
-        if choice.get("index", 0) != 0:
-            continue
-        delta = choice.get("delta") or {}
-        content = delta.get("content")
-        if content:
-            items.append(Token(content))
-        for call in delta.get("tool_calls") or ():
-            function = call.get("function") or {}
-            items.append(
-                ToolCallDelta(
-                    call.get("index", 0),
-                    call.get("id"),
-                    function.get("name"),
-                    function.get("arguments") or "",
-                )
+
+
+def _tool_calls(calls: list[dict[str, Any]] | None, items: list[StreamItem]) -> None:
+    for call in calls or ():
+        function = call.get("function") or {}
+        items.append(
+            ToolCallDelta(
+                call.get("index", 0), call.get("id"), function.get("name"),
+                function.get("arguments") or "",
             )
-        if choice.get("finish_reason"):
-            items.append(Finish(choice["finish_reason"]))
+        )  # fmt: skip
 
 
-async def fast_chat_events(response: httpx.Response) -> AsyncIterator[Batch]:
+async def fast_chat_events(response: aiohttp.ClientResponse) -> AsyncIterator[Batch]:
     """The provider's event stream -> one Batch of items per network read."""
     pending = b""
-    async for data in response.aiter_raw():
-        pending += data
+    loads = orjson.loads
+    async for data in response.content.iter_any():
         # Complete lines only; the rest waits for the next read. SSE lines end with \n (the
         # providers send \n; a \r\n line still parses: JSON ignores the trailing \r).
-        *lines, pending = pending.split(b"\n")
+        *lines, pending = (pending + data).split(b"\n")
         items: list[StreamItem] = []
         for line in lines:
             if not line.startswith(b"data:"):
                 continue  # blank lines, comments, `event:` names (Chat Completions has none)
-            payload = line[5:].strip()
-            if payload == b"[DONE]" or not payload:
+            payload = line[5:]
+            if payload == b" [DONE]" or payload == b"[DONE]" or not payload.strip():
                 continue
-            _chunk_items(orjson.loads(payload), items)
+            _chunk_items(loads(payload), items)
         if items:
             yield Batch(tuple(items))

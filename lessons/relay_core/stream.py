@@ -239,7 +239,22 @@ class EventStream(Response):
         return self.shape.other(item, summary)
 
     def _frame_batch(self, items: tuple[StreamItem, ...]) -> bytes:
-        return b"".join(filter(None, map(self._frame_one, items)))
+        # Tokens are nearly every item of a batch: framed here without a call per item.
+        token, framed, tokens = self.shape.token, [], 0
+        for item in items:
+            if type(item) is Token:
+                framed.append(token(item.text))
+                tokens += 1
+            else:
+                data = self._frame_one(item)
+                if data:
+                    framed.append(data)
+        if tokens:
+            summary = self.summary
+            if summary.first_token_at is None:
+                summary.first_token_at = time.monotonic()
+            summary.tokens += tokens
+        return b"".join(framed)
 
     # --- endings --------------------------------------------------------------------------------
 

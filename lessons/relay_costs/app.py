@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from lessons.relay_core import ProtectionSettings, RelaySettings, create_relay_app
-from lessons.relay_core.fastpath import fast_openai_client
+from lessons.relay_core.fastpath import ChatCompletionsClient
 from lessons.relay_costs import fast
 
 
@@ -20,7 +20,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Created on the server's loop, like the SDK clients; no SDK client is needed here.
-        app.state.fast_openai = fast_openai_client(settings)
+        app.state.fast_openai = ChatCompletionsClient(settings)
         try:
             yield
         finally:

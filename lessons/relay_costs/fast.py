@@ -1,15 +1,15 @@
 """POST /chat/stream on the fast path: notebook 01's contract for a fraction of the CPU.
 
 The route is the same as notebook 01's `/chat/stream` but for two lines: the opening is a plain
-HTTP request (`open_chat_completion`) and the adapter parses the wire itself (`fast_chat_events`),
-both in `lessons/relay_core/fastpath.py`. Everything else, and every guarantee, is the core's.
+HTTP request made with aiohttp (`open_chat_completion`), and the adapter parses the wire itself
+(`fast_chat_events`), both in `lessons/relay_core/fastpath.py`. Everything else, and every
+guarantee, is the core's.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-import httpx
 from fastapi import APIRouter, Depends, Request
 
 from lessons.relay_core import (
@@ -19,16 +19,20 @@ from lessons.relay_core import (
     TokenEvents,
     model_name,
 )
-from lessons.relay_core.fastpath import fast_chat_events, open_chat_completion
+from lessons.relay_core.fastpath import (
+    ChatCompletionsClient,
+    fast_chat_events,
+    open_chat_completion,
+)
 
 router = APIRouter()
 
 
-async def get_fast_client(request: Request) -> httpx.AsyncClient:
+async def get_fast_client(request: Request) -> ChatCompletionsClient:
     return request.app.state.fast_openai
 
 
-FastClient = Annotated[httpx.AsyncClient, Depends(get_fast_client)]
+FastClient = Annotated[ChatCompletionsClient, Depends(get_fast_client)]
 
 
 @router.post("/chat/stream", response_class=EventStream)
