@@ -343,3 +343,16 @@ def test_the_idle_deadline_applies_from_the_first_piece_whatever_the_watchdog_wa
     elapsed = asyncio.run(scenario())
     assert elapsed < 0.05 + FAST.idle_timeout_s + 0.5
     assert client.wire()[-1].code == ErrorCode.PROVIDER_TIMEOUT
+
+
+def test_each_worker_of_several_runs_a_draining_server_with_its_timeout() -> None:
+    """`serve(workers=2)` hands uvicorn's supervisor a config that is pickled to each worker;
+    the worker builds a DrainingServer from it, with the drain timeout asked for."""
+    import pickle
+
+    from lessons.relay_core.server import DrainingServer, _DrainingConfig, _DrainingProcess
+
+    config = pickle.loads(pickle.dumps(_DrainingConfig("pkg.app:app", drain_timeout_s=12.5)))
+    worker = _DrainingProcess.__new__(_DrainingProcess)  # no child process: only its server
+    worker.config, worker._server = config, None
+    assert isinstance(worker.server, DrainingServer) and worker.server.drain_timeout_s == 12.5

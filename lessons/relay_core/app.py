@@ -354,7 +354,8 @@ def create_relay_app(
             allow_origins=list(protection.allowed_origins),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
+            # A page on another origin reads these; X-Generation-ID names a generation to resume.
+            expose_headers=["X-Request-ID", "Retry-After", "X-Generation-ID"],
         )
 
     @app.get("/health", include_in_schema=False)

@@ -24,6 +24,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from uvicorn.supervisors import multiprocess
 
 from lessons.relay_core.grants import GRANT_KEY_ENV
 
@@ -104,6 +105,26 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class _DrainingConfig(uvicorn.Config):
+    """A uvicorn config that carries the drain timeout to worker processes (it is pickled to
+    each one; a class attribute set in the supervisor would not be)."""
+
+    def __init__(self, app: str | Any, *, drain_timeout_s: float, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.drain_timeout_s = drain_timeout_s
+
+
+class _DrainingProcess(multiprocess.Process):
+    """One worker of uvicorn's supervisor, running a DrainingServer instead of uvicorn's own."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            timeout = getattr(self.config, "drain_timeout_s", 5.0)
+            self._server = DrainingServer(self.config, drain_timeout_s=timeout)
+        return self._server
+
+
 def serve(
     app: str | Any,
     *,
@@ -115,21 +136,23 @@ def serve(
 ) -> None:
     """Run `app` with the draining server; `workers > 1` needs `app` as an import string.
 
-    With several workers, uvicorn's supervisor binds the socket once and forks the workers; each
-    one runs a DrainingServer, and SIGTERM to the supervisor reaches every worker, which drains.
+    With several workers, uvicorn's supervisor binds the socket once and starts the workers
+    (restarting any that dies); each one runs a DrainingServer, and SIGTERM to the supervisor
+    reaches every worker, which drains.
     """
     options.setdefault("timeout_graceful_shutdown", int(drain_timeout_s) + 5)
-    config = uvicorn.Config(app, host=host, port=port, workers=workers, **options)
-    server = DrainingServer(config, drain_timeout_s=drain_timeout_s)
+    config = _DrainingConfig(
+        app, host=host, port=port, workers=workers, drain_timeout_s=drain_timeout_s, **options
+    )
     if workers <= 1:
-        server.run()
+        DrainingServer(config, drain_timeout_s=drain_timeout_s).run()
         return
     if not isinstance(app, str):
         raise ValueError("several workers need the app as an import string, e.g. 'pkg.app:app'")
-    from uvicorn.supervisors import Multiprocess
-
     # Workers must share the key that signs grants (a browser's GET may reach any of them).
     os.environ.setdefault(GRANT_KEY_ENV, secrets.token_hex(32))
-
+    # uvicorn's supervisor makes its workers from its module's `Process` (uvicorn 0.54, pinned
+    # in the lock): make them draining ones. Only this process, the supervisor, is affected.
+    multiprocess.Process = _DrainingProcess  # type: ignore[misc]
     sock = config.bind_socket()
-    Multiprocess(config, target=server.run, sockets=[sock]).run()
+    multiprocess.Multiprocess(config, sockets=[sock]).run()
