@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,28 +53,57 @@ PACED = ("bench-paced", " ".join(["Tokens stream out of the mock, one small piec
 WAIT = ("bench-wait", "Tokens stream out of the mock.")
 FIRST_TOKEN = b"Tokens"
 
-# name -> (kind, target, route, extra body fields)
-RELAYS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
-    "floor": ("floor", "", "/v1/chat/completions", {}),
-    "raw-forward": ("peer", "raw-forward", "/chat/stream", {}),
-    "raw-forward-aiohttp": ("peer", "raw-forward-aiohttp", "/chat/stream", {}),
-    "raw-parse": ("peer", "raw-parse", "/chat/stream", {}),
-    "plain-sdk": ("peer", "plain-sdk", "/chat/stream", {}),
-    "sse-starlette": ("peer", "sse-starlette", "/chat/stream", {}),
-    "fastapi-native": ("peer", "fastapi-native", "/chat/stream", {}),
-    "nb01-chat-stream": ("lesson", "lessons.sse_basics.app", "/chat/stream", {}),
-    "nb01-chat-events": ("lesson", "lessons.sse_basics.app", "/chat/events", {}),
-    "nb02-relay": ("lesson", "lessons.two_providers.app", "/relay/stream", {"provider": "openai"}),
-    "nb03-langchain": ("lesson", "lessons.chain_streaming.app", "/langchain/stream", {}),
-    "nb05-resilient": ("lesson", "lessons.resilient_relay.relay", "/chat/stream", {}),
-    "nb09-fast": ("lesson", "lessons.relay_costs.app", "/chat/stream", {}),
+
+def _message(marker: str) -> dict[str, Any]:
+    return {"message": marker}
+
+
+def _relay_message(marker: str) -> dict[str, Any]:
+    return {"message": marker, "provider": "openai"}
+
+
+def _conversation(marker: str) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": marker}]}
+
+
+def _ui_turn(marker: str) -> dict[str, Any]:
+    # useChat's body; a chat id of its own per request (the chat keeps its history).
+    chat = f"bench-{next(_CHAT_IDS)}"
+    message = {"id": f"{chat}-1", "role": "user", "parts": [{"type": "text", "text": marker}]}
+    return {"id": chat, "messages": [message], "trigger": "submit-message"}
+
+
+_CHAT_IDS = itertools.count()
+
+# name -> (kind, target, route, request body for a marker)
+RELAYS: dict[str, tuple[str, str, str, Callable[[str], dict[str, Any]]]] = {
+    "floor": ("floor", "", "/v1/chat/completions", _message),
+    "raw-forward": ("peer", "raw-forward", "/chat/stream", _message),
+    "raw-forward-aiohttp": ("peer", "raw-forward-aiohttp", "/chat/stream", _message),
+    "raw-parse": ("peer", "raw-parse", "/chat/stream", _message),
+    "plain-sdk": ("peer", "plain-sdk", "/chat/stream", _message),
+    "sse-starlette": ("peer", "sse-starlette", "/chat/stream", _message),
+    "fastapi-native": ("peer", "fastapi-native", "/chat/stream", _message),
+    "nb01-chat-stream": ("lesson", "lessons.sse_basics.app", "/chat/stream", _message),
+    "nb01-chat-events": ("lesson", "lessons.sse_basics.app", "/chat/events", _message),
+    "nb02-relay": ("lesson", "lessons.two_providers.app", "/relay/stream", _relay_message),
+    "nb03-langchain": ("lesson", "lessons.chain_streaming.app", "/langchain/stream", _message),
+    "nb05-resilient": ("lesson", "lessons.resilient_relay.relay", "/chat/stream", _message),
+    "nb07-service": ("lesson", "lessons.chat_service.app", "/chat/generations", _conversation),
+    "nb08-chat": ("lesson", "lessons.chat_ui.app", "/api/chat", _ui_turn),
+    "nb09-fast": ("lesson", "lessons.relay_costs.app", "/chat/stream", _message),
     "nb09-task-per-token": (
         "pitfall",
         "lessons.relay_costs.task_per_token_pitfall",
         "/chat/stream",
-        {},
+        _message,
     ),
 }
+# The service is deployed: it refuses requests without a client token, and budgets each client's
+# concurrent streams; one client per stream, so budgets never refuse the benchmark's load.
+DEPLOYED = {"nb07-service"}
+CLIENTS = 600
+CLIENT_TOKENS = [f"bench-{n:03d}-token-0123456789" for n in range(CLIENTS)]
 PEERS = ("plain-sdk", "sse-starlette", "fastapi-native")
 # A variant of a relay: `name+aiohttp` (the SDK's aiohttp transport), `name+uvloop` (uvicorn on
 # uvloop and httptools), `name+asyncio` (uvicorn on asyncio and h11), `name+2workers` (two worker
@@ -123,7 +154,7 @@ def serve_relay(name: str, port: int, loop: str, http: str) -> None:
         loop, http = "uvloop", "httptools"
     if "asyncio" in variants:
         loop, http = "asyncio", "h11"
-    kind, target, _route, _extra = RELAYS[name]
+    kind, target, _route, _body = RELAYS[name]
     if "2workers" in variants:
         # Several workers import the app by name, so it runs with its default settings.
         uvicorn.run(
@@ -210,20 +241,21 @@ def blank_lines(data: bytes) -> int:
     return data.count(b"\n\n") + data.count(b"\r\n\r\n")
 
 
-def request_bytes(name: str, marker: str, port: int) -> bytes:
-    kind, _target, route, extra = RELAYS[split_variant(name)[0]]
+def request_bytes(name: str, marker: str, port: int, n: int = 0) -> bytes:
+    """The HTTP request for stream `n` of relay `name`, asking the mock for `marker`'s reply."""
+    kind, _target, route, make_body = RELAYS[split_variant(name)[0]]
     if kind == "floor":
-        body: dict[str, Any] = {
-            "model": "gpt-4o-mini",
-            "messages": [{"role": "user", "content": marker}],
-            "stream": True,
-        }
+        # The request every relay sends the mock (see peers.py), so the replies are as long.
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from peers import Body, _request
+
+        body: dict[str, Any] = _request(Body(message=marker))
     else:
-        body = {"message": marker, **extra}
+        body = make_body(marker)
     payload = json.dumps(body).encode()
     head = (
         f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-        f"Authorization: Bearer bench-key\r\nContent-Length: {len(payload)}\r\n"
+        f"Authorization: Bearer {CLIENT_TOKENS[n % CLIENTS]}\r\nContent-Length: {len(payload)}\r\n"
         "Connection: close\r\n\r\n"
     )
     return head.encode() + payload
@@ -288,6 +320,7 @@ class Relay:
         self.name = name
         self.port = port
         self.process = psutil.Process(process.pid) if process is not None else None
+        self.sent = 0
 
     def _processes(self) -> list[Any]:
         """The relay's process and its workers (a supervisor with two workers counts all three)."""
@@ -306,7 +339,8 @@ class Relay:
         return sum(p.memory_info().rss for p in self._processes())
 
     def request(self, marker: str) -> bytes:
-        return request_bytes(self.name, marker, self.port)
+        self.sent += 1
+        return request_bytes(self.name, marker, self.port, self.sent)
 
 
 async def first_token_1(relay: Relay, n: int) -> float:
@@ -417,6 +451,10 @@ def run_relay(
         "NO_PROXY": "127.0.0.1,localhost",
     }
     env.pop("RELAY_CLIENT_TOKENS", None)
+    if split_variant(name)[0] in DEPLOYED:
+        env["RELAY_CLIENT_TOKENS"] = ",".join(
+            f"{token}:bench-{n:03d}" for n, token in enumerate(CLIENT_TOKENS)
+        )
     results = []
     for _ in range(rounds):
         if name == "floor":
