@@ -18,8 +18,8 @@ RELAYS = ["plain-sdk", "nb01-chat-stream", "nb09-fast"]
 def test_a_quick_run_measures_every_figure_for_every_relay(tmp_path: Path) -> None:
     out = tmp_path / "relays.json"
     result = subprocess.run(
-        [sys.executable, "benchmarks/bench_relays.py", "run", "--quick", "--relays", ",".join(RELAYS),
-         "--out", str(out)],
+        [sys.executable, "benchmarks/bench_relays.py", "run", "--quick",
+         "--relays", ",".join(RELAYS), "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]

@@ -17,8 +17,8 @@ def test_selects_definitions_by_name_including_methods_and_nested_routes() -> No
     assert "def classify_during_stream(" not in shown
     method = show_source("lessons/relay_core/errors.py", "RelayError.body").data
     assert method.splitlines()[1].startswith("def body(self)")  # dedented
-    nested = show_source("lessons/resilient_relay/relay.py", "create_app.chat_stream").data
-    assert nested.splitlines()[1].startswith('@app.post("/chat/stream")')
+    nested = show_source("lessons/chat_service/app.py", "create_app.page").data
+    assert nested.splitlines()[1].startswith('@app.get("/"')  # decorator included, dedented
 
 
 def test_line_ranges_for_other_files_and_no_machine_paths() -> None:
