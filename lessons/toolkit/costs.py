@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 
 from lessons.toolkit.background import BackgroundServer
+from lessons.toolkit.exercises import run_sync
 from lessons.toolkit.testkit import collect_many
 
 
@@ -55,7 +56,8 @@ def measure_costs(
 
     def run(marker: str, count: int) -> tuple[float, int]:
         before = thread_cpu_s(server)
-        records = asyncio.run(collect_many(url, [body(marker) for _ in range(count)]))
+        # run_sync: a loop of its own in a thread, so this works inside a notebook's loop too.
+        records = run_sync(collect_many(url, [body(marker) for _ in range(count)]))
         tokens = sum(1 for r in records for e in r.events if e.event in ("message", "token"))
         return thread_cpu_s(server) - before, tokens
 

@@ -19,6 +19,7 @@ from typing import Any
 # First match wins: the order matters where one package's path contains another's name.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("SSE decoding (SDK)", ("openai/_streaming", "anthropic/_streaming")),
+    ("SDK request preparation", ("openai/_utils/_transform", "anthropic/_utils/_transform")),
     ("SDK chunk models", ("pydantic", "openai/_models", "openai/types", "anthropic/_models",
                           "anthropic/types", "openai/_response", "openai/_base_client",
                           "anthropic/_base_client", "openai/_utils", "anthropic/_utils",
@@ -124,3 +125,13 @@ def merge(profiles: Sequence[Profile]) -> Profile:
         for layer, s in profile.seconds.items():
             seconds[layer] = seconds.get(layer, 0.0) + s
     return Profile(seconds, sum(p.tokens for p in profiles))
+
+
+def time_inside(stats: pstats.Stats, path_part: str, function: str) -> float:
+    """Seconds spent inside `function` (of a file whose path contains `path_part`), with all it
+    called: cumulative time, counted once however deeply the function recursed."""
+    total = 0.0
+    for (filename, _line, name), (_cc, _nc, _own, cumulative, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if name == function and path_part in filename.replace("\\", "/"):
+            total += cumulative
+    return total
