@@ -1,11 +1,13 @@
 """What a streaming relay costs: the floor, the simplest peers, every lesson relay, side by side.
 
-Run: `.venv/bin/python benchmarks/bench_relays.py` (about half an hour; `--relays a,b` for some,
-`--quick` for a smoke run). The mock provider and each relay run in processes of their own, the
-mock pinned to core 0 and the relay to core 1 when `taskset` is available; the load comes from a
-lean asyncio client in this process (raw HTTP/1.1, no parsing beyond counting events), so the
-figures are the relay's. Every relay relays `POST` with `{"message"}` to the mock's Chat
-Completions endpoint; "floor" is the client talking to the mock directly.
+Run: `.venv/bin/pip install -r benchmarks/requirements.txt` once (uvloop and httptools, the server
+stack the figures were measured on), then `.venv/bin/python benchmarks/bench_relays.py` (about
+half an hour; `--relays a,b` for some, `--quick` for a smoke run). The mock provider and each
+relay run in processes of their own, the mock pinned to core 0 and the relay to core 1 when
+`taskset` is available; the load comes from a lean asyncio client in this process (raw HTTP/1.1,
+no parsing beyond counting events), so the figures are the relay's. Every relay takes the body
+its route expects and sends the mock's Chat Completions endpoint the same request (a system
+prompt, usage asked for, the core's token cap); "floor" is the client talking to the mock directly.
 
 Measured for each relay, in each of `--rounds` rounds (the result is the median):
 - first-token overhead at 1 stream: median time to first token over sequential requests, minus
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import itertools
 import json
 import os
@@ -144,6 +147,15 @@ def serve_mock(port: int) -> None:
 class _Forgetful(list):  # type: ignore[type-arg]
     def append(self, item: Any) -> None:
         pass
+
+
+def server_stack(loop: str, http: str) -> dict[str, str]:
+    """What uvicorn's `auto` resolves to here: uvloop and httptools when they are installed."""
+    if loop == "auto":
+        loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    if http == "auto":
+        http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return {"loop": loop, "http": http}
 
 
 def serve_relay(name: str, port: int, loop: str, http: str) -> None:
@@ -329,11 +341,14 @@ class Relay:
         return [self.process, *self.process.children(recursive=True)]
 
     def cpu(self) -> float:
-        total = 0.0
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[int, float]:
+        by_pid = {}
         for process in self._processes():
             times = process.cpu_times()
-            total += times.user + times.system
-        return total
+            by_pid[process.pid] = times.user + times.system
+        return by_pid
 
     def rss(self) -> int:
         return sum(p.memory_info().rss for p in self._processes())
@@ -355,20 +370,25 @@ async def first_token_1(relay: Relay, n: int) -> float:
 
 async def throughput_50(relay: Relay, streams: int) -> dict[str, float]:
     """Tokens per second over `streams` concurrent long replies; relay CPU per token (us)."""
-    before = relay.cpu()
+    before = relay.cpu_by_process()
     started = time.perf_counter()
     done = await asyncio.gather(
         *(one_stream(relay.port, relay.request(LONG[0])) for _ in range(streams))
     )
     wall = time.perf_counter() - started
     tokens = sum(s.events for s in done)
-    cpu = relay.cpu() - before
+    after = relay.cpu_by_process()
+    used = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    cpu = sum(used.values())
     statuses = sorted({s.status for s in done})
     assert tokens, f"{relay.name}: no events from {streams} long streams (HTTP {statuses})"
-    return {
+    figures = {
         "tokens_per_s": tokens / wall,
         "cpu_us_per_token": cpu / tokens * 1e6 if relay.process else 0.0,
     }
+    if len(used) > 2:  # a supervisor and its workers: how evenly the work was shared
+        figures["busiest_worker_share"] = max(used.values()) / cpu
+    return figures
 
 
 async def cpu_per_request(relay: Relay, requests: int) -> float:
@@ -537,6 +557,9 @@ def main() -> None:
         p.add_argument("--loop", default="auto", help="uvicorn's --loop for the relays")
         p.add_argument("--http", default="auto", help="uvicorn's --http for the relays")
         p.add_argument("--out", type=Path, default=OUT)
+        p.add_argument(
+            "--merge", action="store_true", help="update these relays in --out, keep the others"
+        )
     args = parser.parse_args()
     if args.mode == "serve-mock":
         serve_mock(args.port)
@@ -567,6 +590,13 @@ def main() -> None:
         }
     )
     config.update(loop=args.loop, http=args.http)
+    stack = server_stack(args.loop, args.http)
+    if stack != {"loop": "uvloop", "http": "httptools"}:
+        print(
+            f"relays run on {stack['loop']} and {stack['http']}; the stored figures were measured "
+            "on uvloop and httptools (pip install -r benchmarks/requirements.txt)",
+            flush=True,
+        )
     rounds = 1 if args.quick else args.rounds
     mock_port = free_port()
     mock = spawn(["serve-mock", "--port", str(mock_port)], 0, dict(os.environ))
@@ -580,6 +610,7 @@ def main() -> None:
                 "python": platform.python_version(),
                 "platform": platform.platform(),
                 "pinned": shutil.which("taskset") is not None,
+                "server_stack": stack,
             },
             "config": {**config, "rounds": rounds},
             "relays": {},
@@ -591,6 +622,14 @@ def main() -> None:
     finally:
         mock.terminate()
         mock.wait(10)
+    if args.merge and args.out.exists():
+        # A re-measured relay joins the stored run (same machine): the others are kept.
+        stored = json.loads(args.out.read_text())
+        stored["relays"].update({k: v for k, v in data["relays"].items() if k != "floor"})
+        stored.setdefault("updated", []).append(
+            {"measured": data["measured"], "relays": [n for n in names if n != "floor"]}
+        )
+        data = stored
     report(data)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=1) + "\n")

@@ -272,6 +272,10 @@ async def _resume_latencies(cluster: ServiceCluster, generations: int, per: int,
                         if rng.random() < 0.3:
                             break
             for _ in range(per):
+                # Away long enough for the reply to go on without this reader (the mock sends a
+                # token every 20 ms): its first event on return is replayed from the store, not
+                # the next live one, which would measure the mock's pace instead.
+                await asyncio.sleep(rng.uniform(0.05, 0.1))
                 sent = time.perf_counter()
                 path = f"{cluster.url}/chat/generations/{generation_id}/stream"
                 async with http.stream(

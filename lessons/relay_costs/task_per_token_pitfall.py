@@ -24,6 +24,7 @@ from lessons.relay_core import (
     SSE_MEDIA_TYPE,
     STREAM_HEADERS,
     ChatRequest,
+    RelaySettings,
     model_name,
     openai_chat_events,
 )
@@ -32,6 +33,8 @@ from lessons.relay_core.wire import comment, encode_json
 
 PING = comment("ping")
 KEEPALIVE_S = 5.0
+SYSTEM_PROMPT = RelaySettings().system_prompt
+MAX_TOKENS = RelaySettings().default_max_tokens
 
 
 async def with_pings(items: AsyncIterator[Any], interval_s: float) -> AsyncIterator[Any]:
@@ -66,10 +69,16 @@ app = FastAPI(title="PITFALL: a task per token", lifespan=lifespan)
 
 @app.post("/chat/stream")
 async def chat_stream(body: ChatRequest, request: Request) -> StreamingResponse:
+    # The request the core's relays send (so that the benchmark compares relays, not requests).
     stream = await request.app.state.openai.chat.completions.create(
         model=model_name("openai"),
-        messages=[{"role": "user", "content": body.message}],
+        messages=[
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": body.message},
+        ],
         stream=True,
+        stream_options={"include_usage": True},
+        max_completion_tokens=MAX_TOKENS,
     )
 
     async def events() -> AsyncIterator[bytes]:
