@@ -16,6 +16,7 @@ from typing import Any
 import httpx2
 import openai
 import pytest
+import uvicorn
 
 from lessons.relay_core import (
     Batch,
@@ -356,3 +357,33 @@ def test_each_worker_of_several_runs_a_draining_server_with_its_timeout() -> Non
     worker = _DrainingProcess.__new__(_DrainingProcess)  # no child process: only its server
     worker.config, worker._server = config, None
     assert isinstance(worker.server, DrainingServer) and worker.server.drain_timeout_s == 12.5
+    assert worker.server.freeze_after_startup
+
+
+def test_a_server_process_freezes_what_it_holds_after_startup_and_a_notebooks_does_not() -> None:
+    """serve()'s servers move what startup loaded out of the collector's reach (a full
+    collection of a service worker stalled every stream for 85-100 ms); a DrainingServer made
+    by hand, as notebook 05 does inside a kernel, leaves the kernel's collector alone."""
+    import gc
+    import threading
+
+    from fastapi import FastAPI
+
+    from lessons.relay_core.server import DrainingServer
+
+    for freeze, expect_frozen in ((False, False), (True, True)):
+        gc.unfreeze()
+        config = uvicorn.Config(FastAPI(), host="127.0.0.1", port=0, log_level="warning")
+        server = DrainingServer(config, freeze_after_startup=freeze)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not server.started and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert server.started
+            assert (gc.get_freeze_count() > 0) is expect_frozen
+        finally:
+            server.should_exit = True
+            thread.join(10)
+            gc.unfreeze()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import secrets
 import socket
@@ -93,10 +94,28 @@ def registry_of(app: Any) -> StreamRegistry | None:
 class DrainingServer(uvicorn.Server):
     """A uvicorn server that drains the app's streams before its normal graceful shutdown."""
 
-    def __init__(self, config: uvicorn.Config, *, drain_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        drain_timeout_s: float = 5.0,
+        freeze_after_startup: bool = False,
+    ) -> None:
         super().__init__(config)
         self.drain_timeout_s = drain_timeout_s
+        self.freeze_after_startup = freeze_after_startup
         self.drained = 0
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.freeze_after_startup:
+            # What the process holds once the app has started (the SDKs, FastAPI, the app's
+            # clients) lives as long as the process: out of the garbage collector's reach, a
+            # full collection walks only what requests allocated. Measured for a worker of
+            # notebook 07's service: about 250,000 objects, a full collection 85-100 ms, during
+            # which every stream of the worker waits; under 1 ms after. A server process, not a
+            # notebook's, is what this is for: serve() sets it.
+            gc.freeze()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         registry = registry_of(getattr(self.config, "loaded_app", None) or self.config.app)
@@ -121,7 +140,9 @@ class _DrainingProcess(multiprocess.Process):
     def server(self) -> uvicorn.Server:
         if self._server is None:
             timeout = getattr(self.config, "drain_timeout_s", 5.0)
-            self._server = DrainingServer(self.config, drain_timeout_s=timeout)
+            self._server = DrainingServer(
+                self.config, drain_timeout_s=timeout, freeze_after_startup=True
+            )
         return self._server
 
 
@@ -136,6 +157,9 @@ def serve(
 ) -> None:
     """Run `app` with the draining server; `workers > 1` needs `app` as an import string.
 
+    Each server process freezes what it holds after startup, out of the garbage collector's
+    reach (see DrainingServer.startup).
+
     With several workers, uvicorn's supervisor binds the socket once and starts the workers
     (restarting any that dies); each one runs a DrainingServer, and SIGTERM to the supervisor
     reaches every worker, which drains.
@@ -145,7 +169,7 @@ def serve(
         app, host=host, port=port, workers=workers, drain_timeout_s=drain_timeout_s, **options
     )
     if workers <= 1:
-        DrainingServer(config, drain_timeout_s=drain_timeout_s).run()
+        DrainingServer(config, drain_timeout_s=drain_timeout_s, freeze_after_startup=True).run()
         return
     if not isinstance(app, str):
         raise ValueError("several workers need the app as an import string, e.g. 'pkg.app:app'")
