@@ -16,6 +16,7 @@ import pytest
 from lessons.chat_service.memory_store import ServiceMemoryStore
 from lessons.chat_service.redis_store import RedisGenerationStore
 from lessons.relay_core import Finish, Token, Usage
+from lessons.relay_core.events import Frame
 from lessons.relay_core.generations import (
     GenerationMeta,
     MemoryGenerationStore,
@@ -327,19 +328,22 @@ def test_every_key_expires_finished_or_not(redis_only: RedisServer) -> None:
 
 
 def test_readers_of_many_generations_share_one_blocking_connection(redis_only: RedisServer) -> None:
-    """50 readers waiting at once, on 50 generations: the worker's connections stay within its
-    pool plus the tail's one, and every reader gets its next event."""
+    """50 readers waiting at once, on 50 generations another worker produces: the readers'
+    worker keeps its connections within its pool plus the tail's one, and every reader gets its
+    next event."""
 
     async def scenario() -> tuple[int, int, list[int]]:
+        producer = RedisGenerationStore(redis_only.url, prefix="many:", client_name="producer")
         store = RedisGenerationStore(
             redis_only.url, prefix="many:", max_connections=8, client_name="many-readers"
         )
+        await producer.start()
         await store.start()
         try:
             ids = [f"g{n}" for n in range(50)]
             for generation_id in ids:
-                await store.create(meta(generation_id))
-                await store.claim(generation_id, "worker-a", 30.0)
+                await producer.create(meta(generation_id))
+                await producer.claim(generation_id, "worker-a", 30.0)
 
             async def reader(generation_id: str) -> int:
                 got = 0
@@ -356,17 +360,60 @@ def test_readers_of_many_generations_share_one_blocking_connection(redis_only: R
             ]
             blocked = sum(1 for c in clients if c.get("cmd") == "xread")
             for generation_id in ids:
-                await store.append(generation_id, [b"event: token\ndata: {}\n\n"])
-                await store.finish(generation_id)
+                await producer.append(generation_id, [b"event: token\ndata: {}\n\n"])
+                await producer.finish(generation_id)
             counts = await asyncio.wait_for(asyncio.gather(*readers), 5)
             return len(clients), blocked, counts
         finally:
             await store.close()
+            await producer.close()
 
     connections, blocked, counts = asyncio.run(scenario())
     assert blocked == 1, f"{blocked} connections blocked in XREAD, expected the tail's one"
     assert connections <= 8 + 1, f"{connections} connections for 50 readers"
     assert counts == [1] * 50, "every reader got the event appended while it waited"
+
+
+def test_the_producers_own_worker_serves_its_readers_from_memory(redis_only: RedisServer) -> None:
+    """Readers on the worker that produces a generation get its events as they are appended,
+    with the ids Redis gave them, without reading them back: no XREAD, no XRANGE once caught
+    up. A reader on another worker, through Redis, gets exactly the same ids and events."""
+
+    async def scenario() -> tuple[list[Any], list[Any], int, int]:
+        here = RedisGenerationStore(redis_only.url, prefix="local:", client_name="producer")
+        elsewhere = RedisGenerationStore(redis_only.url, prefix="local:", client_name="other")
+        await here.start()
+        await elsewhere.start()
+        try:
+            await here.create(meta("g"))
+            await here.claim("g", "worker-a", 30.0)
+
+            async def read_all(store: RedisGenerationStore) -> list[Any]:
+                return [
+                    (item.id, item.data) if isinstance(item, Frame) else item
+                    async for item in follow(store, "g", None, wait_s=2.0)
+                ]
+
+            local = asyncio.ensure_future(read_all(here))
+            remote = asyncio.ensure_future(read_all(elsewhere))
+            await asyncio.sleep(0.2)  # both caught up and waiting
+            reads_before = here.tail.reads
+            for n in range(5):
+                await here.append("g", [f"event: token\ndata: {n}\n\n".encode()])
+            await here.finish("g")
+            got_here, got_elsewhere = await asyncio.wait_for(asyncio.gather(local, remote), 5)
+            return got_here, got_elsewhere, here.tail.reads - reads_before, len(here._local)
+        finally:
+            await here.close()
+            await elsewhere.close()
+
+    got_here, got_elsewhere, tail_reads, left = asyncio.run(scenario())
+    assert got_here == got_elsewhere, "the same ids and events, from memory and from Redis"
+    assert [data for _id, data in got_here[:-1]] == [
+        f"event: token\ndata: {n}\n\n".encode() for n in range(5)
+    ]
+    assert tail_reads == 0, "the producer's worker read its own events back from Redis"
+    assert left == 0, "a finished generation with no reader left stays in memory"
 
 
 def test_a_stop_request_takes_effect_while_tokens_flow(store_factory) -> None:

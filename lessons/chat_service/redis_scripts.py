@@ -40,21 +40,26 @@ return 1
 # Each append is also the producer's heartbeat (its lease is extended: writing proves it is
 # alive) and its check for a stop request or abandonment, so that both take effect at the next
 # event even while tokens flow faster than the producer's own periodic checks.
-# -> {verdict, stop requested, ms unread}: verdict 0 to go on, 1 when a stop was requested,
-# 2 when nobody has read it for too long.
+# -> {verdict, stop requested, ms unread, the frames' entry ids...}: verdict 0 to go on, 1 when
+# a stop was requested, 2 when nobody has read it for too long. The ids let the producer's own
+# worker hand the frames to its readers without reading them back.
 APPEND = f"""{NOW}
+local ids = {{}}
 for i = 4, #ARGV do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'f', ARGV[i])
+  ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'f', ARGV[i])
 end
 local s = redis.call('HMGET', KEYS[2], 'stop', 'readers', 'unread_since', 'lease_ms')
 if s[4] then redis.call('PEXPIRE', KEYS[3], s[4], 'XX') end
 local stop = s[1] == '1' and 1 or 0
 local unread = 0
 if s[2] and tonumber(s[2]) <= 0 then unread = now - tonumber(s[3]) end
-if ARGV[3] == '1' then return {{0, stop, unread}} end
-if stop == 1 then return {{1, stop, unread}} end
-if unread > tonumber(ARGV[2]) then return {{2, stop, unread}} end
-return {{0, stop, unread}}
+local verdict = 0
+if ARGV[3] ~= '1' then
+  if stop == 1 then verdict = 1 elseif unread > tonumber(ARGV[2]) then verdict = 2 end
+end
+local reply = {{verdict, stop, unread}}
+for _, id in ipairs(ids) do reply[#reply + 1] = id end
+return reply
 """
 
 # KEYS: meta, events, lease. ARGV: retain ms.

@@ -16,7 +16,9 @@ them all:
 Every key expires: an unfinished generation after its longest possible life (a dead worker's
 generation cleans itself up), a finished one `retain_s` after its end. A reader's id is the
 stream entry id (`1733097600000-0`): replay is `XRANGE key (<last id> +`, exclusive of the id
-the client already has; live follow is the worker's one blocking `XREAD` (redis_tail.py).
+the client already has; live follow is the worker's one blocking `XREAD` (redis_tail.py), except
+on the worker that produces the generation: its readers get each event from memory as it is
+appended, with the id Redis gave it, instead of reading it back.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from lessons.chat_service import redis_scripts as scripts
 from lessons.chat_service.memory_store import ends_generation
-from lessons.chat_service.redis_tail import FRAME, StreamTail
+from lessons.chat_service.redis_tail import FRAME, StreamTail, Watch
 from lessons.relay_core.errors import ErrorCode, StreamFailed
 from lessons.relay_core.generations import GenerationMeta, Page
 
@@ -101,6 +103,10 @@ class RedisGenerationStore:
         }
         # Readers in this worker, per generation: the tail follows a stream while any remain.
         self._readers_here: defaultdict[str, int] = defaultdict(int)
+        # Generations this worker produces, per events key: its readers follow them here, as
+        # appended (with the ids Redis gave the frames), not through the tail. When they were
+        # claimed, so that one whose producer never finished is dropped in the end.
+        self._local: dict[str, tuple[float, Watch]] = {}
         # A producer asks "stopped?" then "unread for how long?" back to back, every check
         # interval: one script answers both, the second answer comes from here.
         self._unread: dict[str, tuple[float, float]] = {}
@@ -205,7 +211,10 @@ class RedisGenerationStore:
         self._pending.append((generation_id, frames, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
-        verdict, stop, unread_ms = await done
+        verdict, stop, unread_ms, *ids = await done
+        local = self._local.get(self._key(generation_id, "events"))
+        if local is not None:
+            local[1].add([(i.decode(), f) for i, f in zip(ids, frames, strict=True)])
         # What the producer's periodic checks ask next, just read from Redis: answered from here.
         self._status_seen[generation_id] = (time.monotonic(), bool(stop), int(unread_ms) / 1000)
         if verdict and generation_id not in self._ending:
@@ -276,6 +285,12 @@ class RedisGenerationStore:
             ],
             args=[retain_ms],
         )
+        key = self._key(generation_id, "events")
+        local = self._local.get(key)
+        if local is not None:
+            local[1].add([], finished=True)
+            if not self._readers_here.get(generation_id):
+                del self._local[key]
         if done:
             # The index of generations counts it until it expires.
             await self.redis.zadd(
@@ -295,7 +310,8 @@ class RedisGenerationStore:
         key = self._key(generation_id, "events")
         deadline = time.monotonic() + wait_s
         while True:
-            watch = self.tail.get(key)
+            local = self._local.get(key)
+            watch = local[1] if local is not None else self.tail.get(key)
             if watch is not None and watch.covers(after):
                 # Already here: what the worker's tail received after the reader's position.
                 changed = watch.changed
@@ -379,7 +395,11 @@ class RedisGenerationStore:
         self._readers_here[generation_id] -= 1
         if self._readers_here[generation_id] <= 0:
             del self._readers_here[generation_id]
-            self.tail.forget(self._key(generation_id, "events"))
+            key = self._key(generation_id, "events")
+            self.tail.forget(key)
+            local = self._local.get(key)
+            if local is not None and local[1].finished:
+                del self._local[key]
         with contextlib.suppress(RedisError, OSError):
             await self._scripts["readers"](keys=[self._key(generation_id, "meta")], args=[-1])
 
@@ -418,19 +438,31 @@ class RedisGenerationStore:
         return stop
 
     async def claim(self, generation_id: str, producer: str, lease_s: float) -> bool:
-        return bool(
+        claimed = bool(
             await self._scripts["claim"](
                 keys=[self._key(generation_id, "lease"), self._key(generation_id, "meta")],
                 args=[producer, int(lease_s * 1000)],
             )
         )
+        now = time.monotonic()
+        for stale in [k for k, (at, _w) in self._local.items() if now - at > self.lifetime_s]:
+            del self._local[stale]  # its producer never finished: readers ask Redis
+        if claimed:
+            key = self._key(generation_id, "events")
+            watch = Watch(key, "", from_beginning=True, included=True)
+            self._local[key] = (now, watch)
+        return claimed
 
     async def renew(self, generation_id: str, producer: str, lease_s: float) -> bool:
-        return bool(
+        renewed = bool(
             await self._scripts["renew"](
                 keys=[self._key(generation_id, "lease")], args=[producer, int(lease_s * 1000)]
             )
         )
+        if not renewed:
+            # Another worker produces it now: this worker's readers follow it through Redis.
+            self._local.pop(self._key(generation_id, "events"), None)
+        return renewed
 
 
 def _fields(raw: list[bytes] | dict[bytes, bytes]) -> dict[bytes, bytes]:

@@ -6,7 +6,9 @@ open streams, per worker. Instead, each worker runs one `StreamTail`: a task wit
 connection of its own that blocks on `XREAD BLOCK ... STREAMS k1 k2 ... id1 id2 ...` for every
 generation followed in this worker at once, keeps what arrives in memory for the worker's
 readers, and wakes them. Per event, that is one XADD by the producer and one share of an XREAD
-for all the readers of all the generations: readers read from the tail, not from Redis.
+for all the readers of all the generations: readers read from the tail, not from Redis. (The
+producer's own worker needs no tail for its generation: the store hands its readers each event
+as it is appended, in the same `Watch`.)
 
 When a generation is added while the XREAD blocks, `CLIENT UNBLOCK` (sent on another
 connection) ends the wait early, so the next XREAD includes it: a reader of a new generation
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +79,19 @@ class Watch:
                 self.frames.append((entry_id, frame))
             elif END in values:
                 self.finished = True
-        # Wake every reader waiting on this stream, and give later ones a new future.
+        self._wake()
+
+    def add(self, frames: Sequence[tuple[str, bytes]], *, finished: bool = False) -> None:
+        """Frames this worker's own producer just stored, with the ids Redis gave them."""
+        for entry_id, frame in frames:
+            self.last_id = entry_id
+            self.positions[entry_id] = len(self.frames)
+            self.frames.append((entry_id, frame))
+        self.finished = self.finished or finished
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake every reader waiting on this stream, and give later ones a new future."""
         changed, self.changed = self.changed, asyncio.get_running_loop().create_future()
         changed.set_result(None)
 
