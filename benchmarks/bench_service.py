@@ -17,7 +17,8 @@ Scenarios:
 - resume: two workers behind nginx, reconnects with Last-Event-ID at random moments: from the
   reconnect to its first replayed event, p50 and p99;
 - memory: the worker's resident memory per open stream (200 slow streams), and Redis bytes per
-  stored event (MEMORY USAGE of finished generations over their entries).
+  stored event (MEMORY USAGE of finished generations over their entries);
+- collection: a worker's full garbage collection before and after `gc.freeze()`.
 """
 
 from __future__ import annotations
@@ -406,12 +407,45 @@ async def _measure_while_held(url: str, count: int, pid: int) -> int:
     return rss
 
 
+_COLLECTION = """
+import gc, json, time
+import lessons.chat_service.app
+from lessons.chat_service.app import create_app
+create_app()
+
+def full_collection_ms():
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        gc.collect()
+        best = min(best, (time.perf_counter() - started) * 1000)
+    return round(best, 2)
+
+tracked = len(gc.get_objects())
+before = full_collection_ms()
+gc.freeze()
+print(json.dumps({"objects_tracked": tracked, "full_collection_ms": before,
+                  "full_collection_after_freeze_ms": full_collection_ms()}))
+"""
+
+
+def collection(quick: bool) -> dict[str, Any]:
+    """A worker's full garbage collection, before and after `gc.freeze()` (what serve() does
+    after startup): the fastest of five, in a fresh process that has imported and built the app."""
+    done = subprocess.run(
+        [sys.executable, "-c", _COLLECTION], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="fewer repeats (about 2 minutes)")
-    parser.add_argument("--only", nargs="*", choices=["stores", "workers", "resume", "memory"])
+    parser.add_argument(
+        "--only", nargs="*", choices=["stores", "workers", "resume", "memory", "collection"]
+    )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "service.json"
     )
@@ -423,7 +457,13 @@ def main() -> None:
     # 500 streams through nginx: this process holds 500+ sockets.
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
-    scenarios = {"stores": stores, "workers": workers, "resume": resume, "memory": memory}
+    scenarios = {
+        "stores": stores,
+        "workers": workers,
+        "resume": resume,
+        "memory": memory,
+        "collection": collection,
+    }
     chosen = args.only or list(scenarios)
     results: dict[str, Any] = {}
     if args.out.exists():

@@ -111,10 +111,11 @@ class DrainingServer(uvicorn.Server):
         if self.freeze_after_startup:
             # What the process holds once the app has started (the SDKs, FastAPI, the app's
             # clients) lives as long as the process: out of the garbage collector's reach, a
-            # full collection walks only what requests allocated. Measured for a worker of
-            # notebook 07's service: about 250,000 objects, a full collection 85-100 ms, during
-            # which every stream of the worker waits; under 1 ms after. A server process, not a
-            # notebook's, is what this is for: serve() sets it.
+            # full collection walks only what requests allocated. Measured by
+            # benchmarks/bench_service.py for a worker of notebook 07's service: about 250,000
+            # objects, a full collection 85 ms, during which every stream of the worker waits;
+            # under 0.1 ms after. A server process, not a notebook's, is what this is for:
+            # serve() sets it.
             gc.freeze()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
