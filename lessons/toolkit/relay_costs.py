@@ -210,7 +210,7 @@ def goals(results: Results) -> Table:
         sign = ">=" if goal.at_least else "<="
         rows.append(
             [goal.text, f"{sign} {goal.bound:g}x {goal.reference}",
-             f"{goal.ratio(results):.2f}x", "met" if goal.met(results) else "NOT MET"]
+             f"{goal.ratio(results):.3f}x", "met" if goal.met(results) else "NOT MET"]
         )  # fmt: skip
     lessons = [r for r in results.relays if r.startswith("nb") and "+" not in r]
     heaviest = max(lessons, key=lambda r: results.figure(r, "memory_kb_per_stream"))
@@ -219,7 +219,7 @@ def goals(results: Results) -> Table:
         ["every lesson relay: memory per open stream", f"<= {MEMORY_LIMIT_KB:g} KB",
          f"{worst:.0f} KB ({label(heaviest)})", "met" if worst <= MEMORY_LIMIT_KB else "NOT MET"]
     )  # fmt: skip
-    return Table(["goal", "bound", "measured", ""], rows, caption=results.label)
+    return Table(["goal", "bound", "measured", "verdict"], rows, caption=results.label)
 
 
 def compare(results: Results, pairs: list[tuple[str, str, str]], metrics: list[str]) -> Table:
