@@ -208,7 +208,7 @@ def compare_relays(relays: dict[str, str], mock: Any) -> list[list[str]]:
         if len(pings) < 2:
             return f"silent for {fmt_ms((first - record.started_at) * 1000)}"
         gaps = sorted(b - a for a, b in itertools.pairwise(pings))
-        return f"a ping every {fmt_ms(gaps[len(gaps) // 2] * 1000)} until it"
+        return f"a ping every {fmt_ms(gaps[len(gaps) // 2] * 1000)} until the first token"
 
     def leave(url: str) -> str:
         mock.set_timing(token_interval_ms=20)
