@@ -12,8 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +25,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from lessons.relay_core.contract import WireEvent, read_event
+from lessons.toolkit.child_process import (
+    accepts_connections,
+    free_port,
+    start_on_free_port,
+    stop,
+)
 from lessons.toolkit.sse_parser import SSEComment, SSEDecoder
 from lessons.toolkit.timing import Arrivals
 
@@ -128,12 +132,6 @@ def location_block(
     return "\n".join(lines)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _listen(port: int, *, tls: tuple[Path, Path] | None, http2: bool) -> str:
     """The `listen` lines: plain HTTP/1.1, or TLS with its certificate, with or without HTTP/2."""
     if http2 and tls is None:
@@ -224,7 +222,7 @@ def check_config(locations: str) -> str | None:
         conf = workdir / "nginx.conf"
         conf.write_text(
             render_config(
-                workdir, port=_free_port(), upstream="http://127.0.0.1:9", locations=locations
+                workdir, port=free_port(), upstream="http://127.0.0.1:9", locations=locations
             )
         )
         result = subprocess.run(
@@ -247,32 +245,6 @@ def check_config(locations: str) -> str | None:
             return None
         # Strip this machine's temp path from the message: a learner sees only the directive.
         return (result.stderr.strip() or "nginx -t failed").replace(str(workdir), "<tmp>")
-
-
-def _wait_until_listening(process: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.02)
-    return False
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    # SIGTERM is nginx's fast shutdown: open streams are closed, not waited for (SIGQUIT would
-    # wait for every long-lived stream to finish).
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
 
 
 @contextmanager
@@ -302,10 +274,10 @@ def run_nginx(
     try:
         certificate = self_signed_certificate(workdir) if tls else None
         scheme = "https" if tls else "http"
-        last_error = ""
-        for _attempt in range(5):
-            # The free port can be taken between our probe and nginx's bind: retry on a new one.
-            port = _free_port()
+        conf = workdir / "nginx.conf"
+        program = binary
+
+        def command_for(port: int) -> list[str]:
             config = render_config(
                 workdir,
                 port=port,
@@ -314,37 +286,26 @@ def run_nginx(
                 tls=certificate,
                 http2=http2,
             )
-            conf = workdir / "nginx.conf"
             conf.write_text(config)
-            process = subprocess.Popen(
-                [binary, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            if _wait_until_listening(process, port, startup_timeout):
-                url = f"{scheme}://127.0.0.1:{port}"
-                server = NginxServer(url, config, workdir, process, http2=http2)
-                try:
-                    yield server
-                finally:
-                    _stop(process)
-                    if process.stderr is not None:
-                        process.stderr.close()
-                return
-            _stop(process)
-            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            return [program, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)]
+
+        process, port = start_on_free_port(
+            "nginx",
+            command_for,
+            ready=accepts_connections,
+            log=workdir / "error.log",
+            workdir=workdir,
+            startup_timeout=startup_timeout,
+        )
+        try:
+            # SIGTERM is nginx's fast shutdown: open streams are closed, not waited for (SIGQUIT
+            # would wait for every long-lived stream to finish).
+            url = f"{scheme}://127.0.0.1:{port}"
+            yield NginxServer(url, conf.read_text(), workdir, process, http2=http2)
+        finally:
+            stop(process)
             if process.stderr is not None:
                 process.stderr.close()
-            log = (
-                (workdir / "error.log").read_text(errors="replace")
-                if (workdir / "error.log").exists()
-                else ""
-            )
-            last_error = (stderr + log).strip()
-            if "Address already in use" not in last_error:
-                break
-        raise RuntimeError(f"nginx did not start: {last_error.replace(str(workdir), '<tmp>')}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from lessons.toolkit.child_process import start_on_free_port, stop
 
 # Debian installs the binary in /usr/bin; Homebrew in /opt/homebrew/bin or /usr/local/bin.
 _CANDIDATES = (
@@ -61,12 +61,6 @@ def redis_version() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def render_config(workdir: Path, *, port: int, maxclients: int = 4_000) -> str:
     """A redis.conf whose every file lives under `workdir`; memory only, loopback only."""
     return f"""port {port}
@@ -106,32 +100,13 @@ class RedisServer:
             client.flushall()
 
 
-def _wait_until_ready(process: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(64).startswith(b"+PONG"):
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.02)
-    return False
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    # SIGTERM: redis-server shuts down at once (with `save ""` it writes nothing).
-    process.send_signal(signal.SIGTERM)
+def _answers_ping(port: int) -> bool:
     try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 @contextmanager
@@ -141,43 +116,30 @@ def run_redis(*, startup_timeout: float = 10.0, maxclients: int = 4_000) -> Iter
     if binary is None:
         raise RuntimeError(f"redis-server is not installed ({INSTALL_HINT})")
     workdir = Path(tempfile.mkdtemp(prefix="redis-lesson-"))
+    conf = workdir / "redis.conf"
+
+    program = binary
+
+    def command_for(port: int) -> list[str]:
+        conf.write_text(render_config(workdir, port=port, maxclients=maxclients))
+        return [program, str(conf)]
+
     try:
-        last_error = ""
-        for _attempt in range(5):
-            # The free port can be taken between our probe and redis' bind: retry on a new one.
-            port = _free_port()
-            conf = workdir / "redis.conf"
-            conf.write_text(render_config(workdir, port=port, maxclients=maxclients))
-            process = subprocess.Popen(
-                [binary, str(conf)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            if _wait_until_ready(process, port, startup_timeout):
-                server = RedisServer(f"redis://127.0.0.1:{port}/0", port, workdir, process)
-                try:
-                    yield server
-                finally:
-                    _stop(process)
-                    if process.stderr is not None:
-                        process.stderr.close()
-                return
-            _stop(process)
-            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        # Stopped with SIGTERM: redis-server shuts down at once (`save ""`: it writes nothing).
+        process, port = start_on_free_port(
+            "redis-server",
+            command_for,
+            ready=_answers_ping,
+            log=workdir / "redis.log",
+            workdir=workdir,
+            startup_timeout=startup_timeout,
+        )
+        try:
+            yield RedisServer(f"redis://127.0.0.1:{port}/0", port, workdir, process)
+        finally:
+            stop(process)
             if process.stderr is not None:
                 process.stderr.close()
-            log = (
-                (workdir / "redis.log").read_text(errors="replace")
-                if (workdir / "redis.log").exists()
-                else ""
-            )
-            last_error = (stderr + log).strip()
-            if "Address already in use" not in last_error:
-                break
-        raise RuntimeError(
-            f"redis-server did not start: {last_error.replace(str(workdir), '<tmp>')}"
-        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

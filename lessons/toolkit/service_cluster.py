@@ -30,16 +30,11 @@ from typing import Any
 
 import httpx
 
+from lessons.toolkit.child_process import free_port, stop
 from lessons.toolkit.nginx import nginx_binary
 
 UPSTREAM = "chat_service"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def render_cluster_config(
@@ -198,23 +193,12 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(sig)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
 def start_worker(
     index: int, workdir: Path, env: dict[str, str], *, redis_url: str | None
 ) -> Worker:
     """Start one service process on free ports (not ready until /ready says so). Without
     `redis_url` it keeps generations in its own memory (one worker only)."""
-    return _spawn(index, _free_port(), _free_port(), workdir, env, redis_url=redis_url)
+    return _spawn(index, free_port(), free_port(), workdir, env, redis_url=redis_url)
 
 
 def _spawn(
@@ -280,11 +264,11 @@ def run_cluster(
         yield cluster
     finally:
         if proxy is not None:
-            _stop(proxy)
+            stop(proxy, timeout=10)
             if proxy.stderr is not None:
                 proxy.stderr.close()
         for worker in started:
-            _stop(worker.process)
+            stop(worker.process, timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -294,7 +278,7 @@ def _start_nginx(workdir: Path, upstreams: list[str]) -> tuple[subprocess.Popen[
         raise RuntimeError("nginx is not installed (Debian/Ubuntu: apt-get install nginx-light)")
     last_error = ""
     for _attempt in range(5):
-        port = _free_port()
+        port = free_port()
         config = render_cluster_config(workdir, port=port, upstreams=upstreams)
         conf = workdir / "nginx.conf"
         conf.write_text(config)
@@ -311,7 +295,7 @@ def _start_nginx(workdir: Path, upstreams: list[str]) -> tuple[subprocess.Popen[
                     return process, f"http://127.0.0.1:{port}", config
             except OSError:
                 time.sleep(0.02)
-        _stop(process)
+        stop(process, timeout=10)
         last_error = process.stderr.read().decode(errors="replace") if process.stderr else ""
         if process.stderr is not None:
             process.stderr.close()
