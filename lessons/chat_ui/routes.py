@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Path, Request, Response
 
 from lessons.chat_ui.chats import archive_reply, history
@@ -40,7 +38,6 @@ from lessons.relay_core import (
     AnthropicClient,
     ErrorCode,
     EventStream,
-    Finish,
     OpenAIClient,
     ReaderContext,
     Refused,
@@ -51,8 +48,7 @@ from lessons.relay_core import (
     model_name,
 )
 from lessons.relay_core.app import PRODUCER_ID
-from lessons.relay_core.events import Frame, StreamItem
-from lessons.relay_core.generations import GenerationStore, reader_settings, ready
+from lessons.relay_core.generations import GenerationStore, follow, reader_settings, ready
 
 # How long a reply stays replayable after it ended, and how long one nobody reads keeps being
 # generated (and paid for) before it is abandoned: long enough for a reload.
@@ -131,40 +127,13 @@ def provider_turn(
     )
 
 
-async def follow_reply(
-    store: GenerationStore, generation_id: str, *, wait_s: float
-) -> AsyncIterator[StreamItem]:
-    """Every stored chunk of a reply from its start, then each new one, until its end.
-
-    The core's `follow`, with one order changed: a finished reply is replayed to its end even
-    when its producer's lease has lapsed (a producer stops renewing it once it has finished).
-    """
-    await store.reader_joined(generation_id)
-    try:
-        position: str | None = None
-        while True:
-            page = await store.read(generation_id, position, wait_s=wait_s)
-            for entry_id, data in page.entries:
-                yield Frame(entry_id, data)
-                position = entry_id
-            if page.finished:
-                if not page.entries:
-                    yield Finish("stop")
-                    return
-            elif not page.producer_alive:
-                return  # gone without finishing: the core reports the reply as cut short
-    finally:
-        with anyio.CancelScope(shield=True):
-            await store.reader_left(generation_id)
-
-
 def replay_reply(request: Request, request_id: str, generation_id: str) -> EventStream:
     """One reader of a generation: every chunk from its start, then live, until its end."""
     state = request.app.state
     settings = state.settings
     return EventStream(
         ready(generation_id),
-        lambda gid: follow_reply(state.generations, gid, wait_s=settings.keepalive_interval_s * 3),
+        lambda gid: follow(state.generations, gid, None, wait_s=settings.keepalive_interval_s * 3),
         UIReplay(),
         request_id=request_id,
         settings=reader_settings(settings, state.retain_s),
