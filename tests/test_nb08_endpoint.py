@@ -295,6 +295,21 @@ def test_stop_ends_the_reply_with_abort_and_cancels_the_upstream(site: Site) -> 
     assert seen.outcome == "client_disconnected" and seen.tokens_sent < seen.tokens_planned
 
 
+def test_stop_takes_effect_while_pieces_flow_faster_than_the_producers_checks(site: Site) -> None:
+    """2 ms a piece: the core's producer, not the turn, notices the stop between pieces."""
+    site.mock.script(reply=tuple(["word "] * 2_000), token_interval_ms=2)
+    body = turn_body("What is machine learning?", chat_id="stop-fast", tools=[])
+    stopper = threading.Timer(
+        0.6, lambda: httpx.delete(site.url + "/api/chat/stop-fast/stream", timeout=5)
+    )
+    stopper.start()
+    turn = ui_turn(site.url + "/api/chat", body, timeout=20)
+    stopper.join()
+    assert turn.chunks[-1]["type"] == "abort" and turn.chunks[-1]["code"] == "stopped"
+    seen = site.mock.wait_until_finished(site.mock.last_request(), timeout=5)
+    assert seen.outcome == "client_disconnected" and seen.tokens_sent < 1_000, seen
+
+
 def test_a_new_turn_stops_the_previous_reply_of_the_chat(site: Site) -> None:
     site.mock.script(prompt_contains="machine", token_interval_ms=30)
     first = turn_body("What is machine learning?", chat_id="two-turns", tools=[])

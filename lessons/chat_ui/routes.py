@@ -19,8 +19,6 @@ EventSource, so no grant cookie is needed). Each chat belongs to the client that
 from __future__ import annotations
 
 import secrets
-import time
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
@@ -47,8 +45,7 @@ from lessons.relay_core import (
     invalid,
     model_name,
 )
-from lessons.relay_core.app import PRODUCER_ID
-from lessons.relay_core.generations import GenerationStore, follow, reader_settings, ready
+from lessons.relay_core.generations import follow, reader_settings, ready
 
 # How long a reply stays replayable after it ended, and how long one nobody reads keeps being
 # generated (and paid for) before it is abandoned: long enough for a reload.
@@ -61,30 +58,6 @@ LEASE_S = 5.0
 ChatId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 router = APIRouter()
-
-
-@dataclass
-class GenerationWatch:
-    """Asked by the turn while pieces flow: must the reply end now (a stop request, or nobody
-    has read it for `abandon_after_s`)? It also renews the producer's lease meanwhile.
-
-    The core's producer checks the same between its waits for the provider; but each piece it
-    writes wakes its watchdog, which restarts that check, so while pieces come faster than the
-    check's interval it never comes round. Asked from the turn, it does.
-    """
-
-    store: GenerationStore
-    generation_id: str
-    abandon_after_s: float
-    lease_s: float = LEASE_S
-    renewed_at: float = field(default_factory=time.monotonic)
-
-    async def __call__(self) -> bool:
-        store, gid = self.store, self.generation_id
-        if time.monotonic() - self.renewed_at > self.lease_s / 3:
-            self.renewed_at = time.monotonic()
-            await store.renew(gid, PRODUCER_ID, self.lease_s)
-        return await store.stop_requested(gid) or await store.unread_for(gid) > self.abandon_after_s
 
 
 def system_prompt(body: ChatTurnRequest, relay: Relay) -> str:
@@ -160,11 +133,10 @@ async def chat(
     )
     reply_id = f"msg-{secrets.token_urlsafe(12)}"
     generation_id = secrets.token_urlsafe(16)
-    watch = GenerationWatch(state.generations, generation_id, state.abandon_after_s)
     meta = await relay.generate(
         state.generations,
         turn.open(),
-        lambda upstream: run_turn(upstream, turn, toolbox, state.limits, watch),
+        lambda upstream: run_turn(upstream, turn, toolbox, state.limits),
         provider=body.provider,
         prompt=[system, *body.texts()],
         shape=UIMessageStream(reply_id),

@@ -23,8 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,9 +41,7 @@ from lessons.chat_ui.protocol import (
 )
 from lessons.chat_ui.tools import ServerTool, Toolbox, ToolFailed
 from lessons.relay_core import (
-    ErrorCode,
     Finish,
-    StreamFailed,
     Token,
     ToolCallDelta,
     Usage,
@@ -55,7 +52,6 @@ from lessons.relay_core.events import Reasoning
 from lessons.relay_core.stream import close_upstream
 
 logger = logging.getLogger("lessons.chat_ui")
-WATCH_INTERVAL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -322,26 +318,21 @@ class AnthropicTurn:
 # --- the turn ----------------------------------------------------------------------------------
 
 
-Watch = Callable[[], Awaitable[bool]]
-
-
 async def run_turn(
     first: Any,
     turn: ProviderTurn,
     toolbox: Toolbox,
     limits: TurnLimits = TurnLimits(),
-    watch: Watch | None = None,
 ) -> AsyncIterator[TurnItem]:
     """The whole turn as items: steps of text, reasoning and tool calls, then `Finish`.
 
     `first` is the first step's stream, opened by the core (so that a provider failure before
-    it is an HTTP error); a failure opening a later step is a failure during the stream.
-    `watch()`, asked at most every WATCH_INTERVAL_S while pieces flow, says whether the turn
-    must end now (its reply was stopped, or abandoned): it then ends with the `stopped` code.
+    it is an HTTP error); a failure opening a later step is a failure during the stream. A
+    stop request, or a reply nobody reads any more, is the core producer's to notice: it ends
+    the turn where the turn waits (for the provider's next piece, say) with `stopped`.
     """
     upstream, opened = first, None
     total_in = total_out = 0
-    watched_at = time.monotonic()
     try:
         for step in range(1, limits.max_steps + 1):
             if step > 1:
@@ -351,10 +342,6 @@ async def run_turn(
             finish: str | None = None
             used = Usage(0, 0)
             async for item in turn.events(upstream):
-                if watch is not None and time.monotonic() - watched_at > WATCH_INTERVAL_S:
-                    watched_at = time.monotonic()
-                    if await watch():
-                        raise StreamFailed(ErrorCode.STOPPED, "the reply was stopped")
                 if isinstance(item, Token | Reasoning):
                     yield item
                 elif isinstance(item, ToolCallDelta):
