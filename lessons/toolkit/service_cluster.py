@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from lessons.toolkit.child_process import free_port, stop
+from lessons.toolkit.child_process import accepts_connections, free_port, start_on_free_port, stop
 from lessons.toolkit.nginx import nginx_binary
 
 UPSTREAM = "chat_service"
@@ -276,32 +275,22 @@ def _start_nginx(workdir: Path, upstreams: list[str]) -> tuple[subprocess.Popen[
     binary = nginx_binary()
     if binary is None:
         raise RuntimeError("nginx is not installed (Debian/Ubuntu: apt-get install nginx-light)")
-    last_error = ""
-    for _attempt in range(5):
-        port = free_port()
-        config = render_cluster_config(workdir, port=port, upstreams=upstreams)
-        conf = workdir / "nginx.conf"
-        conf.write_text(config)
-        process = subprocess.Popen(
-            [binary, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return process, f"http://127.0.0.1:{port}", config
-            except OSError:
-                time.sleep(0.02)
-        stop(process, timeout=10)
-        last_error = process.stderr.read().decode(errors="replace") if process.stderr else ""
-        if process.stderr is not None:
-            process.stderr.close()
-        if "Address already in use" not in last_error:
-            break
-    raise RuntimeError(f"nginx did not start: {last_error.replace(str(workdir), '<tmp>')}")
+    conf = workdir / "nginx.conf"
+    program = binary
+
+    def command_for(port: int) -> list[str]:
+        conf.write_text(render_cluster_config(workdir, port=port, upstreams=upstreams))
+        return [program, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)]
+
+    process, port = start_on_free_port(
+        "nginx",
+        command_for,
+        ready=accepts_connections,
+        log=workdir / "error.log",
+        workdir=workdir,
+        startup_timeout=10,
+    )
+    return process, f"http://127.0.0.1:{port}", conf.read_text()
 
 
 __all__ = [
