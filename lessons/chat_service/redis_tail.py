@@ -70,28 +70,28 @@ class Watch:
         return self.frames[self.positions[position] + 1 :]
 
     def extend(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Entries as the tail's XREAD returned them."""
+        frames: list[tuple[str, bytes]] = []
+        finished = False
+        last_id = self.last_id
         for raw_id, values in entries:
-            entry_id = raw_id.decode()
-            self.last_id = entry_id
+            last_id = raw_id.decode()
             frame = values.get(FRAME)
             if frame is not None:
-                self.positions[entry_id] = len(self.frames)
-                self.frames.append((entry_id, frame))
+                frames.append((last_id, frame))
             elif END in values:
-                self.finished = True
-        self._wake()
+                finished = True
+        self.add(frames, finished=finished)
+        self.last_id = last_id  # the next XREAD's position, whatever the last entry held
 
     def add(self, frames: Sequence[tuple[str, bytes]], *, finished: bool = False) -> None:
-        """Frames this worker's own producer just stored, with the ids Redis gave them."""
+        """Frames with their stream ids (from the tail, or from this worker's own producer),
+        then wake every reader waiting on this stream and give later ones a new future."""
         for entry_id, frame in frames:
             self.last_id = entry_id
             self.positions[entry_id] = len(self.frames)
             self.frames.append((entry_id, frame))
         self.finished = self.finished or finished
-        self._wake()
-
-    def _wake(self) -> None:
-        """Wake every reader waiting on this stream, and give later ones a new future."""
         changed, self.changed = self.changed, asyncio.get_running_loop().create_future()
         changed.set_result(None)
 
