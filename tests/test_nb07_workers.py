@@ -388,17 +388,31 @@ def test_the_page_shows_the_whole_reply_once_after_a_reload(
 def test_the_documented_command_runs_draining_workers(cluster: ServiceCluster, mock) -> None:
     """`python -m lessons.chat_service --workers 2`: two workers behind one socket, each with
     its own metrics port, each draining its streams on SIGTERM."""
+    import contextlib
     import socket
     import subprocess
     import sys
     import threading
 
-    def free_port() -> int:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
+    from lessons.toolkit.child_process import free_port
 
-    port, metrics = free_port(), free_port()
+    def free_ports(count: int) -> int:
+        """The first of `count` consecutive ports that are free now (worker i binds first + i)."""
+        while True:
+            first = free_port()
+            try:
+                with contextlib.ExitStack() as held:
+                    for offset in range(1, count):
+                        sock = held.enter_context(socket.socket())
+                        sock.bind(("127.0.0.1", first + offset))
+                return first
+            except OSError:
+                continue
+
+    metrics = free_ports(2)
+    port = free_port()
+    while port in (metrics, metrics + 1):
+        port = free_port()
     command = [
         sys.executable,
         "-m",
